@@ -1,0 +1,1 @@
+"""Pieces every HireMeter service shares: settings, errors, logging, the gRPC server builder, storage."""
