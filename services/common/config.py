@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-VAR_DIR = REPO_ROOT / "var"
+# Local state of `make run` (SQLite files, dev secrets); HIREMETER_VAR_DIR moves it (tests do).
+VAR_DIR = Path(os.environ.get("HIREMETER_VAR_DIR") or REPO_ROOT / "var")
 
 
 class ConfigError(RuntimeError):
@@ -69,7 +70,7 @@ class Env:
 
 def sqlite_url(name: str) -> str:
     """The embedded default: a SQLite file under var/."""
-    VAR_DIR.mkdir(exist_ok=True)
+    VAR_DIR.mkdir(parents=True, exist_ok=True)
     return f"sqlite:///{VAR_DIR / name}"
 
 

@@ -104,7 +104,7 @@ def upgrade(url: str, script_location: Path) -> None:
     """Brings a database to the newest revision of one service's migrations."""
     config = Config()
     config.set_main_option("script_location", str(script_location))
-    config.set_main_option("sqlalchemy.url", url)
+    config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))  # configparser interpolation
     engine = make_engine(url, pool_size=1)
     try:
         with engine.begin() as connection:
