@@ -1,0 +1,1 @@
+"""Development and test tools, kept apart from the product code (``services/``, ``gateway/``)."""
