@@ -1,20 +1,40 @@
-"""Composition root of recruiting: engine, servicer, mounted on a server."""
+"""Composition root of recruiting: engine, repository, OpenAI client, outbox relay and servicer on a server."""
 
 from __future__ import annotations
 
+import datetime as dt
+from collections.abc import Callable
+
 from hiremeter.recruiting.v1 import recruiting_pb2, recruiting_pb2_grpc
+from hiremeter.usage.v1 import usage_tracker_pb2_grpc
 
 from services.common.db import make_engine
+from services.common.grpc_client import service_channel
 from services.common.grpc_server import GrpcService, RunningServer, build_server
+from services.recruiting.clients.openai_client import OpenAIClient
 from services.recruiting.config import Settings
+from services.recruiting.outbox.relay import OutboxRelay
+from services.recruiting.service import RecruitingService
 from services.recruiting.servicer import RecruitingServicer
+from services.recruiting.storage.repository import SqlRepository
 
 SERVICE_NAME = recruiting_pb2.DESCRIPTOR.services_by_name["Recruiting"].full_name
 
 
-def start(settings: Settings) -> RunningServer:
+def _utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def start(settings: Settings, *, clock: Callable[[], dt.datetime] = _utcnow) -> RunningServer:
+    """Starts the server and the relay. The relay is stopped (and the engine disposed) by running.stop()."""
     engine = make_engine(settings.database_url)
-    servicer = RecruitingServicer(engine)
+    repository = SqlRepository(engine)
+    channel = service_channel(settings.usage_tracker_target, settings.server.service_token)
+    tracker = usage_tracker_pb2_grpc.UsageTrackerStub(channel)
+    relay = OutboxRelay(repository, tracker.Track, settings.relay)
+    openai_client = OpenAIClient(settings.openai)
+    service = RecruitingService(repository, openai_client, on_commit=relay.notify, clock=clock)
+    servicer = RecruitingServicer(service)
     running = build_server(
         settings.server,
         [
@@ -24,5 +44,7 @@ def start(settings: Settings) -> RunningServer:
             )
         ],
     )
-    running.on_stop.append(engine.dispose)
+    relay.start()
+    running.relay = relay  # for tests and operators: delivery counters
+    running.on_stop.extend([relay.stop, channel.close, openai_client.close, engine.dispose])
     return running

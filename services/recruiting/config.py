@@ -1,10 +1,29 @@
-"""Recruiting's settings, from the environment."""
+"""Recruiting's settings, from the environment. A missing or malformed value fails at start, naming it.
+
+Variables (besides the shared RECRUITING_HOST/PORT/METRICS_PORT and HIREMETER_SERVICE_TOKEN):
+  RECRUITING_DATABASE_URL                  default: sqlite file var/recruiting.db
+  USAGE_TRACKER_TARGET                     default 127.0.0.1:50052
+  OPENAI_API_KEY                           required
+  OPENAI_BASE_URL                          default https://api.openai.com/v1
+  OPENAI_PROJECT_ID                        optional; sent as OpenAI-Project and tracked with every operation
+  OPENAI_TIMEOUT_SECONDS                   default 60 (shortened to the caller's remaining deadline)
+  OPENAI_MAX_RETRIES                       default 2 (the SDK's own retries of 408/409/429/5xx)
+  RECRUITING_RESUME_MODEL                  default gpt-4o
+  RECRUITING_QUESTIONS_MODEL               default gpt-4o
+  RECRUITING_REALTIME_MODEL                default gpt-realtime
+  RECRUITING_OUTBOX_BACKOFF_BASE_SECONDS   default 0.5
+  RECRUITING_OUTBOX_BACKOFF_MAX_SECONDS    default 30
+  RECRUITING_TRACK_TIMEOUT_SECONDS         default 5 (deadline of each UsageTracker.Track call)
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from services.common.config import Env, ServerSettings, sqlite_url
+from services.common.config import ConfigError, Env, ServerSettings, sqlite_url
+from services.recruiting.clients.openai_client import OpenAISettings
+from services.recruiting.domain.ids import ID_PATTERN
+from services.recruiting.outbox.relay import RelaySettings
 
 DEFAULT_PORT = 50051
 DEFAULT_METRICS_PORT = 9101
@@ -14,11 +33,53 @@ def recruiting_database_url(env: Env) -> str:
     return env.str("RECRUITING_DATABASE_URL", "") or sqlite_url("recruiting.db")
 
 
+def _model(env: Env, name: str, default: str) -> str:
+    value = env.str(name, default)
+    if not ID_PATTERN.fullmatch(value):
+        raise ConfigError(f"{name} must be a model id such as {default!r}, got {value!r}")
+    return value
+
+
+def openai_settings(env: Env) -> OpenAISettings:
+    base_url = env.str("OPENAI_BASE_URL", "https://api.openai.com/v1").rstrip("/")
+    if not base_url.startswith(("http://", "https://")):
+        raise ConfigError(f"OPENAI_BASE_URL must be an http(s) URL, got {base_url!r}")
+    timeout = env.float("OPENAI_TIMEOUT_SECONDS", 60.0)
+    if timeout <= 0:
+        raise ConfigError("OPENAI_TIMEOUT_SECONDS must be positive")
+    return OpenAISettings(
+        api_key=env.str("OPENAI_API_KEY"),
+        base_url=base_url,
+        project_id=env.str("OPENAI_PROJECT_ID", ""),
+        timeout_seconds=timeout,
+        max_retries=env.int("OPENAI_MAX_RETRIES", 2, maximum=10),
+        resume_model=_model(env, "RECRUITING_RESUME_MODEL", "gpt-4o"),
+        questions_model=_model(env, "RECRUITING_QUESTIONS_MODEL", "gpt-4o"),
+        realtime_model=_model(env, "RECRUITING_REALTIME_MODEL", "gpt-realtime"),
+    )
+
+
+def relay_settings(env: Env) -> RelaySettings:
+    base = env.float("RECRUITING_OUTBOX_BACKOFF_BASE_SECONDS", 0.5)
+    cap = env.float("RECRUITING_OUTBOX_BACKOFF_MAX_SECONDS", 30.0)
+    if base <= 0 or cap < base:
+        raise ConfigError(
+            "RECRUITING_OUTBOX_BACKOFF_BASE_SECONDS must be positive and at most "
+            "RECRUITING_OUTBOX_BACKOFF_MAX_SECONDS"
+        )
+    timeout = env.float("RECRUITING_TRACK_TIMEOUT_SECONDS", 5.0)
+    if timeout <= 0:
+        raise ConfigError("RECRUITING_TRACK_TIMEOUT_SECONDS must be positive")
+    return RelaySettings(backoff_base_seconds=base, backoff_max_seconds=cap, track_timeout_seconds=timeout)
+
+
 @dataclass(frozen=True)
 class Settings:
     server: ServerSettings
     database_url: str
     usage_tracker_target: str
+    openai: OpenAISettings
+    relay: RelaySettings = RelaySettings()  # noqa: RUF009 - frozen dataclass
 
     @classmethod
     def from_env(cls, env: Env) -> Settings:
@@ -28,4 +89,6 @@ class Settings:
             ),
             database_url=recruiting_database_url(env),
             usage_tracker_target=env.str("USAGE_TRACKER_TARGET", "127.0.0.1:50052"),
+            openai=openai_settings(env),
+            relay=relay_settings(env),
         )

@@ -1,7 +1,10 @@
 """Tables of the recruiting database.
 
 outbox holds each operation's TrackRequest, written in the same transaction as the operation's result;
-the relay sends pending rows to UsageTracker.Track and marks them sent once acknowledged.
+the relay sends pending rows to UsageTracker.Track and marks them sent once acknowledged (poisoned_at marks a
+row the tracker refused for good: it is kept, with last_error, and no longer retried).
+resumes, question_sets and interviews are the operations' results; the structured parts are JSON text
+(their shape is the domain's), the columns are what is looked up or filtered on.
 """
 
 from __future__ import annotations
@@ -32,5 +35,66 @@ outbox = sa.Table(
     sa.Column("next_attempt_at", UTCDateTime(), nullable=False),
     sa.Column("last_error", sa.String(512), nullable=False, server_default=""),
     sa.Column("sent_at", UTCDateTime(), nullable=True),
+    sa.Column("poisoned_at", UTCDateTime(), nullable=True),
 )
 sa.Index("ix_outbox_pending", outbox.c.sent_at, outbox.c.next_attempt_at)
+
+resumes = sa.Table(
+    "resumes",
+    metadata,
+    sa.Column("resume_id", sa.String(64), primary_key=True),
+    sa.Column("company_id", sa.String(128), nullable=False),
+    sa.Column("job_id", sa.String(128), nullable=False),
+    sa.Column("candidate_id", sa.String(128), nullable=False),
+    sa.Column("source_format", sa.String(16), nullable=False),
+    sa.Column("file_name", sa.String(255), nullable=False, server_default=""),
+    sa.Column("model", sa.String(128), nullable=False),
+    # The domain's ResumeData as JSON.
+    sa.Column("data", sa.Text, nullable=False),
+    sa.Column("operation_id", sa.String(160), nullable=False, unique=True),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+)
+sa.Index("ix_resumes_company_id", resumes.c.company_id, resumes.c.created_at)
+
+question_sets = sa.Table(
+    "question_sets",
+    metadata,
+    sa.Column("question_set_id", sa.String(64), primary_key=True),
+    sa.Column("company_id", sa.String(128), nullable=False),
+    sa.Column("job_id", sa.String(128), nullable=False),
+    sa.Column("candidate_id", sa.String(128), nullable=False),
+    sa.Column("resume_id", sa.String(64), sa.ForeignKey("resumes.resume_id"), nullable=False),
+    sa.Column("job_description", sa.Text, nullable=False),
+    # The domain's list of QuestionStage as JSON.
+    sa.Column("stages", sa.Text, nullable=False),
+    sa.Column("question_count", sa.Integer, nullable=False),
+    sa.Column("model", sa.String(128), nullable=False),
+    sa.Column("operation_id", sa.String(160), nullable=False, unique=True),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+)
+sa.Index("ix_question_sets_company_id", question_sets.c.company_id, question_sets.c.created_at)
+
+interviews = sa.Table(
+    "interviews",
+    metadata,
+    sa.Column("interview_id", sa.String(64), primary_key=True),
+    sa.Column("company_id", sa.String(128), nullable=False),
+    sa.Column("job_id", sa.String(128), nullable=False),
+    sa.Column("candidate_id", sa.String(128), nullable=False),
+    sa.Column(
+        "question_set_id", sa.String(64), sa.ForeignKey("question_sets.question_set_id"), nullable=True
+    ),
+    sa.Column("model", sa.String(128), nullable=False),
+    sa.Column("realtime_session_id", sa.String(128), nullable=False),
+    # "started" or "completed". The client secret itself is never stored.
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("secret_expires_at", UTCDateTime(), nullable=False),
+    sa.Column("started_at", UTCDateTime(), nullable=False),
+    sa.Column("ended_at", UTCDateTime(), nullable=True),
+    # Exact decimal text, set on completion.
+    sa.Column("duration_minutes", sa.String(32), nullable=False, server_default=""),
+    # The usage billed (TokenUsage fields as JSON) when it was supplied; empty otherwise.
+    sa.Column("usage", sa.Text, nullable=False, server_default=""),
+    sa.Column("operation_id", sa.String(160), nullable=True, unique=True),
+)
+sa.Index("ix_interviews_company_id", interviews.c.company_id, interviews.c.started_at)

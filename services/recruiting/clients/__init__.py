@@ -1,0 +1,1 @@
+"""Adapters to what recruiting calls: OpenAI (official SDK) and the usage tracker."""
