@@ -25,6 +25,7 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from gateway.tokens import demo_link
 from services.common.config import VAR_DIR
 
 REPO = Path(__file__).resolve().parents[1]
@@ -193,22 +194,22 @@ def main() -> int:
 
 def _print_banner(env: dict[str, str], simulated: bool) -> None:
     gateway = f"http://127.0.0.1:{env.get('GATEWAY_PORT', '8080')}"
-    link = f"{gateway}/dashboard/settings/billing?tab=usage"
-    try:
-        from gateway.tokens import demo_link
-
-        link = demo_link(gateway, env)
-    except ImportError:
-        pass
+    link = demo_link(gateway, env)
+    rows = [
+        ("gateway (HTTP)", f"{gateway}   (GET /healthz, /openapi.json)"),
+        ("recruiting (gRPC)", env["RECRUITING_TARGET"]),
+        ("usage tracker (gRPC)", env["USAGE_TRACKER_TARGET"]),
+        ("billing (gRPC)", env["BILLING_TARGET"]),
+        (
+            "OpenAI",
+            env.get("OPENAI_BASE_URL", "https://api.openai.com/v1")
+            + ("   (the local simulator: OpenAI is simulated)" if simulated else ""),
+        ),
+    ]
     lines = [
         "",
         "HireMeter is running:",
-        f"  gateway (HTTP)      {gateway}   (GET /healthz, /openapi.json)",
-        f"  recruiting (gRPC)   {env['RECRUITING_TARGET']}",
-        f"  usage tracker (gRPC) {env['USAGE_TRACKER_TARGET']}",
-        f"  billing (gRPC)      {env['BILLING_TARGET']}",
-        f"  OpenAI              {env.get('OPENAI_BASE_URL', 'https://api.openai.com/v1')}"
-        + ("   (the local simulator: OpenAI is simulated)" if simulated else ""),
+        *(f"  {name:<22}{where}" for name, where in rows),
         "",
         f"  Billing page: {link}",
         "",
