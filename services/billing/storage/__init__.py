@@ -1,0 +1,1 @@
+"""Billing's read side of the tracker's usage database."""
