@@ -24,6 +24,7 @@ class FakeUsageTracker(usage_tracker_pb2_grpc.UsageTrackerServicer):
     records: dict[str, usage_tracker_pb2.TrackRequest] = field(default_factory=dict)
     calls: int = 0
     fail_with: grpc.StatusCode | None = None
+    port: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def Track(self, request, context):
@@ -48,6 +49,7 @@ def start_fake_tracker(server: ServerSettings, port: int = 0) -> tuple[RunningSe
         replace(server, port=port),
         [GrpcService(name, lambda s: usage_tracker_pb2_grpc.add_UsageTrackerServicer_to_server(fake, s))],
     )
+    fake.port = running.port
     return running, fake
 
 

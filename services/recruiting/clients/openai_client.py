@@ -156,7 +156,7 @@ class OpenAIClient:
                 temperature=0.2,
                 timeout=self._timeout(remaining),
             )
-        except openai.OpenAIError as error:
+        except (openai.OpenAIError, ValueError) as error:
             raise translate(error, what) from error
         completed = _utcnow()
         try:
@@ -184,7 +184,7 @@ class OpenAIClient:
                 session={"type": "realtime", "model": model, "instructions": instructions},
                 timeout=self._timeout(remaining),
             )
-        except openai.OpenAIError as error:
+        except (openai.OpenAIError, ValueError) as error:
             raise translate(error, what) from error
         session = secret.session
         session_id = getattr(session, "id", None) or ""
