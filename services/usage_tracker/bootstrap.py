@@ -1,20 +1,54 @@
-"""Composition root of the usage tracker: engine and servicer, mounted on a server."""
+"""Composition root of the usage tracker: engine, repository, usage API client and tracker, mounted on a
+server. Nothing is built at import time."""
 
 from __future__ import annotations
 
+import dataclasses
+import datetime as dt
+import logging
+
 from hiremeter.usage.v1 import usage_tracker_pb2, usage_tracker_pb2_grpc
+from sqlalchemy.engine import Engine
 
 from services.common.db import make_engine
 from services.common.grpc_server import GrpcService, RunningServer, build_server
+from services.usage_tracker.clients.usage_api import OpenAIUsageApi, UsageWindows
 from services.usage_tracker.config import Settings
+from services.usage_tracker.domain.price_admin import seed_versions
 from services.usage_tracker.servicer import UsageTrackerServicer
+from services.usage_tracker.storage.repository import UsageRepository
+from services.usage_tracker.tracker import Tracker, TrackerConfig
 
 SERVICE_NAME = usage_tracker_pb2.DESCRIPTOR.services_by_name["UsageTracker"].full_name
+log = logging.getLogger(__name__)
+
+
+def build_tracker(settings: Settings) -> tuple[Tracker, Engine]:
+    """The tracker and the engine it uses (the caller disposes of it). Seeds an empty price book."""
+    engine = make_engine(settings.database_url)
+    repository = UsageRepository(engine)
+    seed = [dataclasses.replace(v, fallback_prices=dict(settings.fallback_prices)) for v in seed_versions()]
+    if repository.seed_price_book(seed, dt.datetime.now(dt.UTC)):
+        log.info("price book seeded", extra={"versions": [v.version for v in seed]})
+    api = windows = None
+    if settings.usage_api is not None:
+        api = OpenAIUsageApi(settings.usage_api)
+        windows = UsageWindows(api, settings.usage_api)
+    config = TrackerConfig(
+        default_margin=settings.default_margin,
+        fallback_prices=dict(settings.fallback_prices),
+        usage_lookup_timeout_seconds=settings.usage_lookup_timeout_seconds,
+        default_openai_project_id=settings.default_openai_project_id,
+        reconcile_settle_seconds=settings.reconcile_settle_seconds,
+    )
+    return Tracker(repository, config, windows, api), engine
 
 
 def start(settings: Settings) -> RunningServer:
-    engine = make_engine(settings.database_url)
-    servicer = UsageTrackerServicer(engine)
+    if settings.server is None:
+        raise ValueError("start() needs server settings")
+    tracker, engine = build_tracker(settings)
+    servicer = UsageTrackerServicer(tracker)
     running = build_server(
         settings.server,
         [

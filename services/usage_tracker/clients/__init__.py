@@ -1,0 +1,1 @@
+"""Outbound adapters of the tracker: the OpenAI organization usage and costs APIs."""

@@ -1,0 +1,549 @@
+"""The tracker's service layer: Track, price book and margin administration, and reconciliation, composed
+from the domain (pricing, attribution), the repository and the usage API client. No gRPC here.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import logging
+import threading
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from services.common.errors import AlreadyExists, FailedPrecondition, InvalidArgument
+from services.usage_tracker import metrics
+from services.usage_tracker.clients.usage_api import OpenAIUsageApi, UsageApiError, UsageWindows
+from services.usage_tracker.domain import decimals
+from services.usage_tracker.domain.attribution import ReportedUsage, Window, claim, reported_in
+from services.usage_tracker.domain.decimals import EXACT, with_margin
+from services.usage_tracker.domain.pricing import (
+    MarginChange,
+    PriceBook,
+    PriceVersion,
+    TokenClasses,
+    margin_at,
+)
+from services.usage_tracker.domain.tracking import (
+    SOURCE_FALLBACK,
+    SOURCE_RECONCILIATION,
+    SOURCE_USAGE_API,
+    Pricing,
+    TrackCommand,
+    conflicting_field,
+    price_fallback,
+    price_usage,
+)
+from services.usage_tracker.storage.repository import Record, UsageRepository
+
+log = logging.getLogger(__name__)
+UTC = dt.UTC
+DAY = dt.timedelta(days=1)
+HOUR = dt.timedelta(hours=1)
+PRICE_BOOK_REFRESH_SECONDS = 30.0  # other replicas may add versions; this bounds how long one lags
+
+
+@dataclass(frozen=True)
+class TrackerConfig:
+    default_margin: Decimal
+    fallback_prices: dict[str, Decimal]  # used when no price version is in force
+    usage_lookup_timeout_seconds: float = 20.0
+    # Ledger records without an OpenAI project are reconciled against this project of the usage API.
+    default_openai_project_id: str = ""
+    # A fallback record is trued up only once its window is at least this old: the usage API settles late.
+    reconcile_settle_seconds: float = 3600.0
+
+
+@dataclass
+class ReconciliationLine:
+    openai_project_id: str
+    model: str
+    ledger_tokens: int = 0
+    ledger_base_cost: Decimal = Decimal(0)
+    reported_tokens: int = 0
+    reported_cost: Decimal = Decimal(0)
+
+    @property
+    def token_drift(self) -> int:
+        return self.reported_tokens - self.ledger_tokens
+
+    @property
+    def cost_drift(self) -> Decimal:
+        return EXACT.subtract(self.reported_cost, self.ledger_base_cost)
+
+
+@dataclass
+class ReconciliationReport:
+    day: dt.date
+    created_at: dt.datetime
+    lines: list[ReconciliationLine] = field(default_factory=list)
+    adjustments: list[Record] = field(default_factory=list)
+    unsettled_records: int = 0
+    adjustment_ids: list[str] = field(default_factory=list)  # as stored; `adjustments` only for this run
+
+    @property
+    def reported_cost(self) -> Decimal:
+        return sum((line.reported_cost for line in self.lines), Decimal(0))
+
+    @property
+    def ledger_base_cost(self) -> Decimal:
+        return sum((line.ledger_base_cost for line in self.lines), Decimal(0))
+
+    def content(self) -> dict:
+        """What the run found, without when it ran or what it wrote: equal content means nothing changed."""
+        return {
+            "date": self.day.isoformat(),
+            "unsettled_records": self.unsettled_records,
+            "lines": [
+                {
+                    "openai_project_id": line.openai_project_id,
+                    "model": line.model,
+                    "ledger_tokens": line.ledger_tokens,
+                    "ledger_base_cost": decimals.canonical(line.ledger_base_cost),
+                    "reported_tokens": line.reported_tokens,
+                    "reported_cost": decimals.canonical(line.reported_cost),
+                }
+                for line in self.lines
+            ],
+        }
+
+    def to_json(self) -> str:
+        body = self.content()
+        body["create_time"] = self.created_at.isoformat()
+        body["adjustment_record_ids"] = [record.record_id for record in self.adjustments]
+        return json.dumps(body, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> ReconciliationReport:
+        body = json.loads(text)
+        lines = [
+            ReconciliationLine(
+                line["openai_project_id"],
+                line["model"],
+                line["ledger_tokens"],
+                Decimal(line["ledger_base_cost"]),
+                line["reported_tokens"],
+                Decimal(line["reported_cost"]),
+            )
+            for line in body["lines"]
+        ]
+        return cls(
+            dt.date.fromisoformat(body["date"]),
+            dt.datetime.fromisoformat(body["create_time"]),
+            lines,
+            unsettled_records=body["unsettled_records"],
+            adjustment_ids=body.get("adjustment_record_ids", []),
+        )
+
+
+class _Claimants:
+    """How many operations of one (window, family, project) this replica is tracking right now: the k of
+    the fair-share rule (domain/attribution.py). Registered before the usage lookup, so every operation
+    waiting for the same shared answer is counted."""
+
+    def __init__(self) -> None:
+        self._counts: dict[tuple, int] = defaultdict(int)
+        self._lock = threading.Lock()
+
+    def enter(self, key: tuple) -> None:
+        with self._lock:
+            self._counts[key] += 1
+
+    def pending(self, key: tuple) -> int:
+        with self._lock:
+            return self._counts[key]
+
+    def leave(self, key: tuple) -> None:
+        with self._lock:
+            self._counts[key] -= 1
+            if not self._counts[key]:
+                del self._counts[key]
+
+
+class Tracker:
+    def __init__(
+        self,
+        repository: UsageRepository,
+        config: TrackerConfig,
+        usage_windows: UsageWindows | None,
+        usage_api: OpenAIUsageApi | None,
+        clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(UTC),
+    ) -> None:
+        self._repository = repository
+        self._config = config
+        self._windows = usage_windows
+        self._api = usage_api
+        self._clock = clock
+        self._claimants = _Claimants()
+        self._book: PriceBook | None = None
+        self._book_loaded = 0.0
+        self._book_lock = threading.Lock()
+
+    def now(self) -> dt.datetime:
+        return self._clock()
+
+    # -- price book ------------------------------------------------------------------------------------
+    def price_book(self) -> PriceBook:
+        with self._book_lock:
+            if self._book is None or time.monotonic() - self._book_loaded > PRICE_BOOK_REFRESH_SECONDS:
+                self._book = PriceBook(self._repository.price_versions())
+                self._book_loaded = time.monotonic()
+            return self._book
+
+    def price_versions(self) -> list[PriceVersion]:
+        """Newest effective first."""
+        return sorted(self._repository.price_versions(), key=lambda v: v.effective_at, reverse=True)
+
+    def add_price_version(self, version: PriceVersion) -> PriceVersion:
+        stored = self._repository.add_price_version(version, self.now())
+        with self._book_lock:
+            self._book = None
+        return stored
+
+    def family_of(self, model: str, at: dt.datetime) -> str | None:
+        version = self.price_book().at(at)
+        price = version.resolve(model) if version is not None else None
+        return price.model if price is not None else None
+
+    # -- margins ---------------------------------------------------------------------------------------
+    def margin(self, company_id: str, at: dt.datetime) -> tuple[MarginChange, bool]:
+        """The margin in force (and whether it is the default)."""
+        change = margin_at(self._repository.margin_changes(company_id), at)
+        if change is None:
+            return MarginChange(
+                company_id, self._config.default_margin, dt.datetime.fromtimestamp(0, UTC)
+            ), True
+        return change, False
+
+    def set_margin(self, change: MarginChange) -> MarginChange:
+        self._repository.set_margin(change, self.now())
+        return change
+
+    def margins(self, company_id: str) -> list[MarginChange]:
+        return self._repository.margin_changes(company_id)
+
+    # -- track -----------------------------------------------------------------------------------------
+    def track(self, command: TrackCommand) -> tuple[Record, bool]:
+        """(record, duplicate). The record is committed before this returns."""
+        payload_hash = command.payload_hash()
+        existing = self._repository.find(command.operation_id)
+        if existing is not None:
+            return self._duplicate(command, payload_hash, existing)
+        version = self.price_book().at(command.completed_at)
+        margin = self.margin(command.company_id, command.completed_at)[0].margin
+
+        def record_for(pricing: Pricing) -> Record:
+            return self._record(command, pricing, margin, payload_hash)
+
+        if command.usage is not None:
+            if version is None:
+                pricing = self._fallback(None, command, "no price version in force at completed_time")
+            else:
+                priced = price_usage(version, command.model, command.usage, "response_usage")
+                pricing = priced if isinstance(priced, Pricing) else self._fallback(version, command, priced)
+            record, inserted = self._repository.append(record_for(pricing))
+        else:
+            record, inserted = self._track_without_usage(command, version, record_for)
+        if not inserted:
+            return self._duplicate(command, payload_hash, record)
+        metrics.RECORDS.labels(record.source, "record").inc()
+        return record, False
+
+    def _track_without_usage(
+        self, command: TrackCommand, version: PriceVersion | None, record_for: Callable[[Pricing], Record]
+    ) -> tuple[Record, bool]:
+        family = None
+        if version is not None and (price := version.resolve(command.model)) is not None:
+            family = price.model
+        if version is None or family is None:
+            reason = f"model {command.model} is not in the price book"
+            return self._repository.append(record_for(self._fallback(version, command, reason)))
+        if self._windows is None:
+            reason = "usage API not configured (OPENAI_ADMIN_KEY unset)"
+            return self._repository.append(record_for(self._fallback(version, command, reason)))
+        window = Window.covering(command.started_at, command.completed_at)
+        key = (window, family, command.openai_project_id)
+        self._claimants.enter(key)
+        try:
+            try:
+                answer = self._windows.lookup(
+                    window, command.completed_at, self._config.usage_lookup_timeout_seconds
+                )
+            except UsageApiError as error:
+                return self._repository.append(record_for(self._fallback(version, command, str(error))))
+            reported = reported_in(
+                answer.results,
+                window,
+                family,
+                lambda m: self.family_of(m, command.completed_at),
+                command.openai_project_id,
+            )
+
+            def build(held: TokenClasses) -> Record:
+                tokens = claim(reported, held, self._claimants.pending(key))
+                if not tokens.total():
+                    reason = "usage API reports no unattributed tokens for the window"
+                    return record_for(self._fallback(version, command, reason))
+                priced = price_usage(version, command.model, tokens.usage(), SOURCE_USAGE_API)
+                if isinstance(priced, str):
+                    return record_for(self._fallback(version, command, priced))
+                return record_for(priced)
+
+            return self._repository.append_attributed(
+                command.operation_id, window, family, command.openai_project_id, build
+            )
+        finally:
+            self._claimants.leave(key)
+
+    def _fallback(self, version: PriceVersion | None, command: TrackCommand, reason: str) -> Pricing:
+        return price_fallback(version, self._config.fallback_prices, command, reason)
+
+    def _record(self, command: TrackCommand, pricing: Pricing, margin: Decimal, payload_hash: str) -> Record:
+        return Record(
+            record_id=uuid.uuid4().hex,
+            operation_id=command.operation_id,
+            kind="record",
+            adjusts_record_id=None,
+            category=command.category,
+            company_id=command.company_id,
+            job_id=command.job_id,
+            candidate_id=command.candidate_id,
+            model=command.model,
+            priced_model=pricing.priced_model,
+            openai_project_id=command.openai_project_id,
+            usage=pricing.usage,
+            quantity=command.quantity,
+            unit=command.unit,
+            base_cost=pricing.base_cost,
+            margin=margin,
+            cost=with_margin(pricing.base_cost, margin),
+            source=pricing.source,
+            price_version=pricing.price_version,
+            fallback_reason=pricing.fallback_reason,
+            payload_hash=payload_hash,
+            started_at=command.started_at,
+            completed_at=command.completed_at,
+            created_at=self.now(),
+        )
+
+    @staticmethod
+    def _duplicate(command: TrackCommand, payload_hash: str, existing: Record) -> tuple[Record, bool]:
+        if existing.payload_hash != payload_hash or existing.kind != "record":
+            field = conflicting_field(command, existing.as_stored())
+            raise AlreadyExists(
+                f"operation_id {command.operation_id} was already tracked with a different {field}"
+            )
+        metrics.DUPLICATES.inc()
+        return existing, True
+
+    def track_batch(self, commands: Sequence[TrackCommand]) -> list[tuple[Record, bool]]:
+        """Each operation tracked with Track's rules, in order. Commands are validated by the caller."""
+        seen: dict[str, tuple[int, str]] = {}
+        for index, command in enumerate(commands):
+            digest = command.payload_hash()
+            if command.operation_id in seen and seen[command.operation_id][1] != digest:
+                first = seen[command.operation_id][0]
+                raise InvalidArgument(
+                    f"requests[{index}].operation_id repeats requests[{first}].operation_id with a different payload"
+                )
+            seen.setdefault(command.operation_id, (index, digest))
+        return [self.track(command) for command in commands]
+
+    # -- reconciliation --------------------------------------------------------------------------------
+    def reconcile(self, day: dt.date, dry_run: bool = False) -> ReconciliationReport:
+        now = self.now()
+        if day > now.date():
+            raise InvalidArgument(f"date {day.isoformat()} is in the future")
+        if self._api is None:
+            raise FailedPrecondition("reconciliation needs the usage API: set OPENAI_ADMIN_KEY")
+        start = dt.datetime.combine(day, dt.time(), UTC)
+        end = start + DAY
+        query_end = min(end, now.replace(microsecond=0) + dt.timedelta(seconds=1))
+        try:
+            usage = self._api.usage(start, query_end, "1h")
+            costs = self._api.costs(start, query_end)
+        except UsageApiError as error:
+            raise FailedPrecondition(f"cannot reconcile {day.isoformat()}: {error}") from None
+
+        family_at = end - dt.timedelta(microseconds=1)
+        records = self._repository.records_completed_between(start, end)
+        adjustments = self._true_up(day, records, now, dry_run)
+        if not dry_run:
+            records = self._repository.records_completed_between(start, end)
+        else:
+            records = [*records, *adjustments]
+
+        lines: dict[tuple[str, str], ReconciliationLine] = {}
+
+        def line(project: str, model: str) -> ReconciliationLine:
+            key = (project, self.family_of(model, family_at) or model)
+            return lines.setdefault(key, ReconciliationLine(*key))
+
+        for record in records:
+            entry = line(
+                record.openai_project_id or self._config.default_openai_project_id,
+                record.priced_model or record.model,
+            )
+            entry.ledger_tokens += record.usage.input_tokens + record.usage.output_tokens
+            entry.ledger_base_cost = EXACT.add(entry.ledger_base_cost, record.base_cost)
+        for result in usage:
+            entry = line(result.project_id, result.model)
+            entry.reported_tokens += result.tokens.usage().input_tokens + result.tokens.usage().output_tokens
+        for project, line_item, amount in costs:
+            # Line items read "<model>, <token class>": the model part puts the dollars on the model's line.
+            entry = line(project, line_item.split(",", 1)[0].strip())
+            entry.reported_cost = EXACT.add(entry.reported_cost, amount)
+
+        adjusted = {record.adjusts_record_id for record in records if record.kind == "adjustment"}
+        unsettled = sum(
+            1
+            for record in records
+            if record.kind == "record"
+            and record.source == SOURCE_FALLBACK
+            and record.record_id not in adjusted
+        )
+        report = ReconciliationReport(
+            day,
+            now,
+            sorted(lines.values(), key=lambda entry: (entry.openai_project_id, entry.model)),
+            adjustments,
+            unsettled,
+        )
+        if not dry_run:
+            latest = self._repository.latest_report(day)
+            unchanged = (
+                latest is not None and ReconciliationReport.from_json(latest).content() == report.content()
+            )
+            if adjustments or not unchanged:
+                self._repository.save_report(day, now, report.to_json())
+        return report
+
+    def _true_up(self, day: dt.date, records: list[Record], now: dt.datetime, dry_run: bool) -> list[Record]:
+        """Adjustments for the day's provisional (fallback) records whose windows have settled usage."""
+        adjusted = {record.adjusts_record_id for record in records if record.kind == "adjustment"}
+        settled_before = now - dt.timedelta(seconds=self._config.reconcile_settle_seconds)
+        blocks: dict[dt.datetime, list[ReportedUsage]] = {}
+        written: list[Record] = []
+        for record in records:
+            if (
+                record.kind != "record"
+                or record.source != SOURCE_FALLBACK
+                or record.record_id in adjusted
+                or record.completed_at > settled_before
+            ):
+                continue
+            version = self._version_for(record)
+            price = version.resolve(record.model) if version is not None else None
+            if price is None:
+                continue  # an unknown model cannot be trued up from tokens; it stays provisional
+            window = Window.covering(record.started_at, record.completed_at)
+            results = self._window_usage(window, blocks, now)
+            if results is None:
+                continue
+            reported = reported_in(
+                results, window, price.model, _family_in(version), record.openai_project_id
+            )
+
+            def build(held: TokenClasses, record=record, version=version, reported=reported) -> Record | None:
+                tokens = claim(reported, held, 1)
+                if not tokens.total():
+                    return None
+                priced = price_usage(version, record.model, tokens.usage(), SOURCE_RECONCILIATION)
+                if isinstance(priced, str):
+                    return None
+                return self._adjustment(day, record, priced, now)
+
+            if dry_run:
+                held = self._repository.held_tokens(window, price.model, record.openai_project_id)
+                adjustment = build(held)
+            else:
+                adjustment, _ = self._repository.append_attributed(
+                    f"adj:{day.isoformat()}:{record.record_id}",
+                    window,
+                    price.model,
+                    record.openai_project_id,
+                    build,
+                )
+            if adjustment is not None:
+                written.append(adjustment)
+                if not dry_run:
+                    metrics.RECORDS.labels(SOURCE_RECONCILIATION, "adjustment").inc()
+        return written
+
+    def _version_for(self, record: Record) -> PriceVersion | None:
+        book = self.price_book()
+        by_name = {version.version: version for version in book.versions}
+        return by_name.get(record.price_version) or book.at(record.completed_at)
+
+    def _window_usage(
+        self, window: Window, blocks: dict[dt.datetime, list[ReportedUsage]], now: dt.datetime
+    ) -> list[ReportedUsage] | None:
+        """One-minute usage of a window, fetched once per UTC hour for the whole run; None if unavailable."""
+        results: list[ReportedUsage] = []
+        block = window.start.replace(minute=0)
+        while block < window.end:
+            if block not in blocks:
+                end = min(block + HOUR, now.replace(microsecond=0) + dt.timedelta(seconds=1))
+                try:
+                    blocks[block] = self._api.usage(block, end, "1m")
+                except UsageApiError as error:
+                    log.warning(
+                        "reconciliation could not read usage",
+                        extra={"block": block.isoformat(), "error": str(error)},
+                    )
+                    return None
+            results.extend(r for r in blocks[block] if window.start <= r.minute < window.end)
+            block += HOUR
+        return results
+
+    def _adjustment(self, day: dt.date, record: Record, priced: Pricing, now: dt.datetime) -> Record:
+        operation_id = f"adj:{day.isoformat()}:{record.record_id}"
+        delta = EXACT.subtract(priced.base_cost, record.base_cost)
+        return Record(
+            record_id=uuid.uuid4().hex,
+            operation_id=operation_id,
+            kind="adjustment",
+            adjusts_record_id=record.record_id,
+            category=record.category,
+            company_id=record.company_id,
+            job_id=record.job_id,
+            candidate_id=record.candidate_id,
+            model=record.model,
+            priced_model=priced.priced_model,
+            openai_project_id=record.openai_project_id,
+            usage=priced.usage,
+            quantity=Decimal(0),
+            unit=record.unit,
+            base_cost=delta,
+            margin=record.margin,
+            cost=with_margin(delta, record.margin),
+            source=SOURCE_RECONCILIATION,
+            price_version=priced.price_version,
+            fallback_reason="",
+            payload_hash=hashlib.sha256(operation_id.encode()).hexdigest(),
+            started_at=record.started_at,
+            completed_at=record.completed_at,
+            created_at=now,
+        )
+
+    def reports(self, offset: int, limit: int) -> list[ReconciliationReport]:
+        """Stored reports, newest day first, with the adjustment records each run wrote."""
+        reports = [
+            ReconciliationReport.from_json(text) for text in self._repository.list_reports(offset, limit)
+        ]
+        for report in reports:
+            report.adjustments = self._repository.find_records(report.adjustment_ids)
+        return reports
+
+
+def _family_in(version: PriceVersion) -> Callable[[str], str | None]:
+    def family(model: str) -> str | None:
+        price = version.resolve(model)
+        return price.model if price is not None else None
+
+    return family
