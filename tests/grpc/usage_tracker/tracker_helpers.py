@@ -16,6 +16,8 @@ from services.usage_tracker.config import DEFAULT_FALLBACK_PRICES, Settings
 from tools.openai_sim.testing import SimulatorHandle
 
 UTC = dt.UTC
+# Default operation times are fixed for the test session, so that a retried request is identical.
+SESSION_START = dt.datetime.now(UTC).replace(microsecond=0)
 
 
 def stamp(when: dt.datetime) -> Timestamp:
@@ -25,10 +27,9 @@ def stamp(when: dt.datetime) -> Timestamp:
 
 
 def track_request(operation_id: str, *, usage: dict | None = None, **fields) -> pb.TrackRequest:
-    """A valid TrackRequest (gpt-4o CV parse that completed a minute ago) with fields overridden."""
-    now = dt.datetime.now(UTC).replace(microsecond=0)
-    started = fields.pop("started", now - dt.timedelta(seconds=70))
-    completed = fields.pop("completed", now - dt.timedelta(seconds=60))
+    """A valid TrackRequest (a gpt-4o CV parse that completed a minute before the session) with fields overridden."""
+    started = fields.pop("started", SESSION_START - dt.timedelta(seconds=70))
+    completed = fields.pop("completed", SESSION_START - dt.timedelta(seconds=60))
     request = pb.TrackRequest(
         operation_id=operation_id,
         category=fields.pop("category", pb.CATEGORY_CV_PARSING),
