@@ -6,12 +6,11 @@ import datetime as dt
 from collections.abc import Callable
 
 from hiremeter.recruiting.v1 import recruiting_pb2, recruiting_pb2_grpc
-from hiremeter.usage.v1 import usage_tracker_pb2_grpc
 
 from services.common.db import make_engine
-from services.common.grpc_client import service_channel
 from services.common.grpc_server import GrpcService, RunningServer, build_server
 from services.recruiting.clients.openai_client import OpenAIClient
+from services.recruiting.clients.usage_tracker import UsageTrackerClient
 from services.recruiting.config import Settings
 from services.recruiting.outbox.relay import OutboxRelay
 from services.recruiting.service import RecruitingService
@@ -29,9 +28,8 @@ def start(settings: Settings, *, clock: Callable[[], dt.datetime] = _utcnow) -> 
     """Starts the server and the relay. The relay is stopped (and the engine disposed) by running.stop()."""
     engine = make_engine(settings.database_url)
     repository = SqlRepository(engine)
-    channel = service_channel(settings.usage_tracker_target, settings.server.service_token)
-    tracker = usage_tracker_pb2_grpc.UsageTrackerStub(channel)
-    relay = OutboxRelay(repository, tracker.Track, settings.relay)
+    tracker = UsageTrackerClient(settings.usage_tracker_target, settings.server.service_token)
+    relay = OutboxRelay(repository, tracker.track, settings.relay)
     openai_client = OpenAIClient(settings.openai)
     service = RecruitingService(repository, openai_client, on_commit=relay.notify, clock=clock)
     servicer = RecruitingServicer(service)
@@ -46,5 +44,5 @@ def start(settings: Settings, *, clock: Callable[[], dt.datetime] = _utcnow) -> 
     )
     relay.start()
     running.relay = relay  # for tests and operators: delivery counters
-    running.on_stop.extend([relay.stop, channel.close, openai_client.close, engine.dispose])
+    running.on_stop.extend([relay.stop, tracker.close, openai_client.close, engine.dispose])
     return running
