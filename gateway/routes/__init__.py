@@ -1,0 +1,1 @@
+"""The gateway's routers: billing JSON, recruiting JSON, and the billing page."""

@@ -1,0 +1,72 @@
+"""Gateway test kit: the gateway app over real billing and recruiting gRPC servers on 127.0.0.1:0, tokens,
+and a scriptable fake billing for the status-mapping tests."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+
+from starlette.testclient import TestClient
+
+from gateway.app import create_app
+from gateway.config import Settings
+from gateway.tokens import issue
+from services.common.config import ServerSettings
+from services.recruiting.bootstrap import start as start_recruiting
+from services.recruiting.testing import recruiting_settings, start_fake_tracker
+from tests.conftest import SERVICE_TOKEN
+from tools.openai_sim.testing import running_simulator
+
+JWT_SECRET = "gateway-test-secret-0123456789abcdef0123456789"
+
+
+def gateway_settings(billing_target: str, recruiting_target: str, **overrides) -> Settings:
+    settings = Settings(
+        host="127.0.0.1",
+        port=0,
+        billing_target=billing_target,
+        recruiting_target=recruiting_target,
+        service_token=SERVICE_TOKEN,
+        jwt_secret=JWT_SECRET,
+        cors_origins=("https://app.example.com",),
+        openai_simulated=True,
+    )
+    return replace(settings, **overrides)
+
+
+def bearer(company_id: str, **kwargs) -> dict[str, str]:
+    return {"Authorization": f"Bearer {issue(JWT_SECRET, company_id, **kwargs)}"}
+
+
+@dataclass
+class Recruiting:
+    target: str
+    tracker: object  # FakeUsageTracker: the operations recruiting metered
+
+
+@contextlib.contextmanager
+def running_recruiting(server: ServerSettings, database_url: str) -> Iterator[Recruiting]:
+    """Real recruiting (simulated OpenAI) whose outbox relays to a fake tracker."""
+    tracker_server, tracker = start_fake_tracker(server)
+    with running_simulator() as sim:
+        running = start_recruiting(
+            recruiting_settings(
+                server,
+                database_url,
+                f"127.0.0.1:{tracker_server.port}",
+                base_url=sim.base_url,
+                api_key=sim.api_key,
+            )
+        )
+        try:
+            yield Recruiting(f"127.0.0.1:{running.port}", tracker)
+        finally:
+            running.stop()
+            tracker_server.stop()
+
+
+@contextlib.contextmanager
+def gateway_client(settings: Settings) -> Iterator[TestClient]:
+    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+        yield client
