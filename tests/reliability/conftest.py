@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -72,3 +73,21 @@ def pg_cluster() -> Iterator[PostgresCluster]:
         yield cluster
     finally:
         cluster.destroy()
+
+
+FIGURES: dict = {}
+
+
+@pytest.fixture(scope="session")
+def figures(tmp_path_factory) -> Iterator[dict]:
+    """Measured figures (for docs/reliability.md), written to <basetemp>/reliability-figures.json."""
+    yield FIGURES
+    path = tmp_path_factory.getbasetemp() / "reliability-figures.json"
+    path.write_text(json.dumps(FIGURES, indent=2, default=str))
+    print(f"\nreliability figures: {path}")
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    if FIGURES:
+        terminalreporter.write_sep("-", "reliability figures")
+        terminalreporter.write_line(json.dumps(FIGURES, indent=2, default=str))

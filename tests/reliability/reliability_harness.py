@@ -21,6 +21,7 @@ import threading
 import time
 import urllib.request
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -131,6 +132,9 @@ class Suite:
     env_overrides: dict[str, str] = field(default_factory=dict)
     processes: dict[str, Process] = field(default_factory=dict)
     _channels: list[grpc.Channel] = field(default_factory=list)
+    _spawner: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(1, thread_name_prefix="suite-spawner")
+    )
 
     ORDER = ("openai_sim", "usage_tracker", "billing", "recruiting", "gateway")
 
@@ -227,7 +231,10 @@ class Suite:
         log = proc.log_path.open("ab")
         log.write(f"\n--- start {proc.starts + 1} at {time.time():.3f} ---\n".encode())
         log.flush()
-        proc.process = subprocess.Popen(
+        # PR_SET_PDEATHSIG fires when the *thread* that forked the child exits, so every child is forked by
+        # one long-lived spawner thread, never by a short-lived fault-injection thread.
+        proc.process = self._spawner.submit(
+            subprocess.Popen,
             proc.argv,
             cwd=REPO,
             env=self.environment(),
@@ -236,7 +243,7 @@ class Suite:
             stderr=subprocess.STDOUT,
             start_new_session=True,
             preexec_fn=_die_with_parent,
-        )
+        ).result()
         log.close()
         proc.starts += 1
         proc.started_at = time.monotonic()
@@ -276,6 +283,13 @@ class Suite:
             proc = self.processes[name]
             if proc.process is not None:
                 _kill_group(proc.process)
+        self._spawner.shutdown(wait=False)
+
+    def dead(self) -> list[str]:
+        """The processes that were started and are no longer running."""
+        return [
+            name for name, proc in self.processes.items() if proc.process is not None and not proc.alive()
+        ]
 
     def tail(self, name: str, lines: int = 40) -> str:
         path = self.processes[name].log_path
