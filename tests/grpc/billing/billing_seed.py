@@ -131,3 +131,73 @@ def running_billing(
 
 def billing_stub(channel: grpc.Channel) -> billing_pb2_grpc.BillingStub:
     return billing_pb2_grpc.BillingStub(channel)
+
+
+class Tracker:
+    """A real UsageTracker: billing's main tests seed through Track, so they read what the tracker writes."""
+
+    def __init__(self, stub, target: str) -> None:
+        self.stub = stub
+        self.target = target
+
+    def track(
+        self,
+        *,
+        company_id: str,
+        category: str,
+        completed_at: dt.datetime,
+        input_tokens: int | None = 1500,
+        output_tokens: int = 500,
+        quantity: str = "",
+        model: str = "gpt-4o-2024-08-06",
+        job_id: str = "",
+        candidate_id: str = "",
+    ):
+        """Tracks one operation; with input_tokens=None no usage is sent (the tracker falls back)."""
+        from hiremeter.usage.v1 import usage_tracker_pb2 as pb
+
+        request = pb.TrackRequest(
+            operation_id=f"op-{uuid.uuid4().hex}",
+            category=pb.Category.Value(f"CATEGORY_{category.upper()}"),
+            company_id=company_id,
+            job_id=job_id,
+            candidate_id=candidate_id,
+            model=model,
+            quantity=quantity,
+        )
+        # An interview's minutes must fit between its start and its end.
+        seconds = float(Decimal(quantity) * 60) if category == "video_interview" and quantity else 20.0
+        request.started_time.FromDatetime(completed_at - dt.timedelta(seconds=seconds))
+        request.completed_time.FromDatetime(completed_at)
+        if input_tokens is not None:
+            request.usage.CopyFrom(pb.TokenUsage(input_tokens=input_tokens, output_tokens=output_tokens))
+        return self.stub.Track(request, timeout=10).record
+
+
+@contextlib.contextmanager
+def running_tracker(database_url: str, server: ServerSettings, token: str) -> Iterator[Tracker]:
+    """A real tracker on the usage database, without the usage API (operations without usage fall back)."""
+    from hiremeter.usage.v1 import usage_tracker_pb2_grpc
+
+    from services.usage_tracker.bootstrap import start as start_tracker
+    from services.usage_tracker.config import DEFAULT_FALLBACK_PRICES
+    from services.usage_tracker.config import Settings as TrackerSettings
+
+    running = start_tracker(
+        TrackerSettings(
+            server=server,
+            database_url=database_url,
+            default_margin=Decimal("0.25"),
+            fallback_prices={name: Decimal(value) for name, value in DEFAULT_FALLBACK_PRICES.items()},
+            usage_api=None,
+            usage_lookup_timeout_seconds=5.0,
+            default_openai_project_id="",
+            reconcile_settle_seconds=0.0,
+        )
+    )
+    channel = service_channel(f"127.0.0.1:{running.port}", token)
+    try:
+        yield Tracker(usage_tracker_pb2_grpc.UsageTrackerStub(channel), f"127.0.0.1:{running.port}")
+    finally:
+        channel.close()
+        running.stop()
