@@ -66,97 +66,59 @@ def ledger_totals(engine, company: str, lo: dt.datetime, hi: dt.datetime) -> dic
     return totals
 
 
-def seed_month(engine) -> list[dict]:
-    rows = [
-        seed_row(
-            engine,
-            company_id="acme",
-            category="cv_parsing",
-            completed_at=at("2025-03-01T00:00:00"),
-            base_cost="0.00875",
-        ),
-        seed_row(
-            engine,
-            company_id="acme",
-            category="cv_parsing",
-            completed_at=at("2025-03-05T10:15:00"),
-            base_cost="0.0123456",
-            job_id="job-1",
-        ),
-        seed_row(
-            engine,
-            company_id="acme",
-            category="cv_parsing",
-            completed_at=at("2025-03-05T10:45:00"),
-            base_cost="0.50",
-            source="fallback",
-        ),
-        seed_row(
-            engine,
-            company_id="acme",
-            category="question_generation",
-            completed_at=at("2025-03-09T23:59:59"),
-            base_cost="0.0042",
-            quantity="11",
-        ),
-        seed_row(
-            engine,
-            company_id="acme",
-            category="video_interview",
-            completed_at=at("2025-03-20T12:00:00"),
-            base_cost="1.37",
-            quantity="4.5",
-            source="usage_api",
-        ),
-        seed_row(
-            engine,
-            company_id="acme",
-            category="video_interview",
-            completed_at=at("2025-03-31T23:59:59.999999"),
-            base_cost="0.30",
-            quantity="1",
-            source="fallback",
-        ),
-    ]
-    # Reconciliation trues up the fallback CV: a signed adjustment at the record's completed_at.
-    rows.append(
-        seed_row(
-            engine,
-            company_id="acme",
-            category="cv_parsing",
-            completed_at=rows[2]["completed_at"],
-            base_cost="-0.4912",
-            kind="adjustment",
-            adjusts_record_id=rows[2]["record_id"],
-        )
+def seed_month(tracker, engine) -> None:
+    """March 2025 through the real Track RPC (priced by the tracker), plus one reconciliation adjustment."""
+    track = tracker.track
+    track(company_id="acme", category="cv_parsing", completed_at=at("2025-03-01T00:00:00"))  # 0.0109375
+    track(company_id="acme", category="cv_parsing", completed_at=at("2025-03-05T10:15:00"), job_id="job-1")
+    provisional = track(
+        company_id="acme", category="cv_parsing", completed_at=at("2025-03-05T10:45:00"), input_tokens=None
+    )  # fallback: 0.50 + 25%
+    track(
+        company_id="acme",
+        category="question_generation",
+        completed_at=at("2025-03-09T23:59:59"),
+        quantity="11",
     )
-    # Outside the period, and another company: never counted.
+    track(
+        company_id="acme",
+        category="video_interview",
+        completed_at=at("2025-03-20T12:00:00"),
+        quantity="4.5",
+        input_tokens=None,
+    )
+    track(
+        company_id="acme",
+        category="video_interview",
+        completed_at=at("2025-03-31T23:59:59.999999"),
+        quantity="1",
+    )
+    # Reconciliation trues up the fallback CV: a signed adjustment at the record's completed_at (only the
+    # tracker's Reconcile job writes these, so the test writes it the same way, ledger row plus rollup).
     seed_row(
         engine,
+        company_id="acme",
+        category="cv_parsing",
+        completed_at=provisional.completed_time.ToDatetime(tzinfo=UTC),
+        base_cost="-0.4912",
+        kind="adjustment",
+        adjusts_record_id=provisional.record_id,
+    )
+    # Outside the period, and another company: never counted.
+    track(
         company_id="acme",
         category="cv_parsing",
         completed_at=at("2025-02-28T23:59:59.999999"),
-        base_cost="7",
+        input_tokens=None,
     )
-    seed_row(
-        engine,
-        company_id="acme",
-        category="cv_parsing",
-        completed_at=at("2025-04-01T00:00:00"),
-        base_cost="7",
+    track(company_id="acme", category="cv_parsing", completed_at=at("2025-04-01T00:00:00"), input_tokens=None)
+    track(
+        company_id="globex", category="cv_parsing", completed_at=at("2025-03-05T10:00:00"), input_tokens=None
     )
-    seed_row(
-        engine,
-        company_id="globex",
-        category="cv_parsing",
-        completed_at=at("2025-03-05T10:00:00"),
-        base_cost="9",
-    )
-    return rows
 
 
-def test_summary_equals_a_direct_sql_sum_over_the_ledger_plus_adjustments(billing, usage_engine):
-    seed_month(usage_engine)
+def test_summary_equals_a_direct_sql_sum_over_the_ledger_plus_adjustments(billing, tracker, usage_engine):
+    seed_month(tracker, usage_engine)
     answer = summary(billing)
     reference = ledger_totals(usage_engine, "acme", at("2025-03-01T00:00:00"), at("2025-04-01T00:00:00"))
     assert answer.company_id == "acme" and answer.currency == "USD"
@@ -179,15 +141,15 @@ def test_summary_equals_a_direct_sql_sum_over_the_ledger_plus_adjustments(billin
         assert Decimal(category.average_cost_per_unit) == want_average
     assert [c.unit for c in answer.categories] == ["cv", "question", "minute"]
     assert Decimal(answer.total_cost) == sum(r["cost"] for r in reference.values())
-    # Exact text, not a float's approximation: 0.00875*1.25 + 0.0123456*1.25 + 0.5*1.25 - 0.4912*1.25.
-    assert answer.categories[0].total_cost == "0.0373695"
+    # Exact text, not a float's approximation: 2 x 0.0109375 + 0.625 (fallback) - 0.614 (adjustment).
+    assert answer.categories[0].total_cost == "0.032875"
     assert answer.categories[0].operations == 3
     assert answer.categories[0].adjustments_cost == "-0.614"
-    assert answer.categories[0].average_cost_per_unit == "0.012456"  # 0.01245650: half-even
+    assert answer.categories[0].average_cost_per_unit == "0.010958"
 
 
-def test_per_source_breakdown_counts_operations_and_adjustments(billing, usage_engine):
-    seed_month(usage_engine)
+def test_per_source_breakdown_counts_operations_and_adjustments(billing, tracker, usage_engine):
+    seed_month(tracker, usage_engine)
     cv = summary(billing).categories[0]
     by_source = {usage_tracker_pb2.Source.Name(s.source): s for s in cv.sources}
     assert list(by_source) == [
@@ -212,8 +174,8 @@ def test_an_empty_period_has_the_three_categories_at_zero(billing):
     assert answer.period.time_zone == "UTC"
 
 
-def test_reconciled_only_when_every_utc_day_with_usage_has_a_report(billing, usage_engine):
-    seed_month(usage_engine)
+def test_reconciled_only_when_every_utc_day_with_usage_has_a_report(billing, tracker, usage_engine):
+    seed_month(tracker, usage_engine)
     answer = summary(billing)
     assert not answer.reconciled
     days = list(answer.unreconciled_dates)
@@ -287,3 +249,11 @@ def test_bad_requests_are_invalid_argument_naming_the_field(billing, company, st
 def test_a_full_leap_year_is_allowed(billing):
     answer = summary(billing, start="2024-01-01", end="2024-12-31")
     assert answer.period.end_date == "2024-12-31"
+
+
+def test_average_cost_per_unit_rounds_half_even():
+    from services.billing.domain.money import average_per_unit
+
+    assert average_per_unit(Decimal("0.0373695"), Decimal(3)) == "0.012456"  # 0.01245650 -> even
+    assert average_per_unit(Decimal("0.0000035"), Decimal(1)) == "0.000004"  # 0.0000035 -> even
+    assert average_per_unit(Decimal("5"), Decimal(0)) == "0"
