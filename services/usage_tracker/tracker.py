@@ -165,6 +165,26 @@ class _Claimants:
                 del self._counts[key]
 
 
+class _Claim:
+    """One operation's place among the claimants of its (window, family, project); leaves exactly once."""
+
+    def __init__(self, claimants: _Claimants, key: tuple) -> None:
+        self.key = key
+        self._claimants = claimants
+        self._open = True
+        claimants.enter(key)
+
+    def pending_then_leave(self) -> int:
+        pending = self._claimants.pending(self.key)
+        self.leave()
+        return pending
+
+    def leave(self) -> None:
+        if self._open:
+            self._open = False
+            self._claimants.leave(self.key)
+
+
 class Tracker:
     def __init__(
         self,
@@ -228,8 +248,27 @@ class Tracker:
         return self._repository.margin_changes(company_id)
 
     # -- track -----------------------------------------------------------------------------------------
-    def track(self, command: TrackCommand) -> tuple[Record, bool]:
-        """(record, duplicate). The record is committed before this returns."""
+    def track(self, command: TrackCommand, slot: _Claim | None = None) -> tuple[Record, bool]:
+        """(record, duplicate). The record is committed before this returns. `slot`: a claimant place
+        taken in advance (TrackBatch takes all of a batch's places first, so its operations share fairly)."""
+        slot = slot if slot is not None else self._claim_slot(command)
+        try:
+            return self._track(command, slot)
+        finally:
+            if slot is not None:
+                slot.leave()
+
+    def _claim_slot(self, command: TrackCommand) -> _Claim | None:
+        """A place among the claimants of the operation's usage-API window, when it will look one up."""
+        if command.usage is not None or self._windows is None:
+            return None
+        family = self.family_of(command.model, command.completed_at)
+        if family is None:
+            return None
+        window = Window.covering(command.started_at, command.completed_at)
+        return _Claim(self._claimants, (window, family, command.openai_project_id))
+
+    def _track(self, command: TrackCommand, slot: _Claim | None) -> tuple[Record, bool]:
         payload_hash = command.payload_hash()
         existing = self._repository.find(command.operation_id)
         if existing is not None:
@@ -247,58 +286,50 @@ class Tracker:
                 priced = price_usage(version, command.model, command.usage, "response_usage")
                 pricing = priced if isinstance(priced, Pricing) else self._fallback(version, command, priced)
             record, inserted = self._repository.append(record_for(pricing))
+        elif version is None or slot is None:
+            if self._windows is None:
+                reason = "usage API not configured (OPENAI_ADMIN_KEY unset)"
+            else:
+                reason = f"model {command.model} is not in the price book"
+            record, inserted = self._repository.append(record_for(self._fallback(version, command, reason)))
         else:
-            record, inserted = self._track_without_usage(command, version, record_for)
+            record, inserted = self._track_from_usage_api(command, version, slot, record_for)
         if not inserted:
             return self._duplicate(command, payload_hash, record)
         metrics.RECORDS.labels(record.source, "record").inc()
         return record, False
 
-    def _track_without_usage(
-        self, command: TrackCommand, version: PriceVersion | None, record_for: Callable[[Pricing], Record]
+    def _track_from_usage_api(
+        self,
+        command: TrackCommand,
+        version: PriceVersion,
+        slot: _Claim,
+        record_for: Callable[[Pricing], Record],
     ) -> tuple[Record, bool]:
-        family = None
-        if version is not None and (price := version.resolve(command.model)) is not None:
-            family = price.model
-        if version is None or family is None:
-            reason = f"model {command.model} is not in the price book"
-            return self._repository.append(record_for(self._fallback(version, command, reason)))
-        if self._windows is None:
-            reason = "usage API not configured (OPENAI_ADMIN_KEY unset)"
-            return self._repository.append(record_for(self._fallback(version, command, reason)))
-        window = Window.covering(command.started_at, command.completed_at)
-        key = (window, family, command.openai_project_id)
-        self._claimants.enter(key)
+        window, family, project = slot.key
         try:
-            try:
-                answer = self._windows.lookup(
-                    window, command.completed_at, self._config.usage_lookup_timeout_seconds
-                )
-            except UsageApiError as error:
-                return self._repository.append(record_for(self._fallback(version, command, str(error))))
-            reported = reported_in(
-                answer.results,
-                window,
-                family,
-                lambda m: self.family_of(m, command.completed_at),
-                command.openai_project_id,
+            answer = self._windows.lookup(
+                window, command.completed_at, self._config.usage_lookup_timeout_seconds
             )
+        except UsageApiError as error:
+            return self._repository.append(record_for(self._fallback(version, command, str(error))))
+        reported = reported_in(
+            answer.results, window, family, lambda model: self.family_of(model, command.completed_at), project
+        )
 
-            def build(held: TokenClasses) -> Record:
-                tokens = claim(reported, held, self._claimants.pending(key))
-                if not tokens.total():
-                    reason = "usage API reports no unattributed tokens for the window"
-                    return record_for(self._fallback(version, command, reason))
-                priced = price_usage(version, command.model, tokens.usage(), SOURCE_USAGE_API)
-                if isinstance(priced, str):
-                    return record_for(self._fallback(version, command, priced))
-                return record_for(priced)
+        def build(held: TokenClasses) -> Record:
+            # Runs serialised with every other claimant: count, then leave, so the last one to build for
+            # this key sees 1 and takes whatever its fellows left.
+            tokens = claim(reported, held, slot.pending_then_leave())
+            if not tokens.total():
+                reason = "usage API reports no unattributed tokens for the window"
+                return record_for(self._fallback(version, command, reason))
+            priced = price_usage(version, command.model, tokens.usage(), SOURCE_USAGE_API)
+            if isinstance(priced, str):
+                return record_for(self._fallback(version, command, priced))
+            return record_for(priced)
 
-            return self._repository.append_attributed(
-                command.operation_id, window, family, command.openai_project_id, build
-            )
-        finally:
-            self._claimants.leave(key)
+        return self._repository.append_attributed(command.operation_id, window, family, project, build)
 
     def _fallback(self, version: PriceVersion | None, command: TrackCommand, reason: str) -> Pricing:
         return price_fallback(version, self._config.fallback_prices, command, reason)
@@ -352,7 +383,15 @@ class Tracker:
                     f"requests[{index}].operation_id repeats requests[{first}].operation_id with a different payload"
                 )
             seen.setdefault(command.operation_id, (index, digest))
-        return [self.track(command) for command in commands]
+        # A repeated operation_id is a duplicate, not a claimant: only first occurrences take a place.
+        first = {command.operation_id: index for index, command in reversed(list(enumerate(commands)))}
+        slots = [self._claim_slot(c) if first[c.operation_id] == i else None for i, c in enumerate(commands)]
+        try:
+            return [self.track(command, slot) for command, slot in zip(commands, slots, strict=True)]
+        finally:
+            for slot in slots:
+                if slot is not None:
+                    slot.leave()
 
     # -- reconciliation --------------------------------------------------------------------------------
     def reconcile(self, day: dt.date, dry_run: bool = False) -> ReconciliationReport:

@@ -242,6 +242,7 @@ class _Block:
     last_started: float = 0.0
     flights: int = 0
     failure: tuple[int, UsageApiError] | None = None
+    failure_at: float = 0.0
     waiters: int = 0
 
 
@@ -302,6 +303,13 @@ class UsageWindows:
                     and now - block.answer_started <= self._settings.cache_seconds
                 ):
                     return block.answer, block.answer_id
+                if (
+                    block.failure is not None
+                    and not block.in_flight
+                    and now - block.failure_at < self._settings.min_interval_seconds
+                ):
+                    # No new call would be allowed yet anyway: share the recent failure instead of waiting.
+                    raise block.failure[1]
                 if now >= deadline:
                     raise UsageApiError("usage API lookup timed out waiting for a shared call")
                 if block.in_flight:
@@ -347,6 +355,7 @@ class UsageWindows:
                     self._breaker.failure()
                 block.in_flight = False
                 block.failure = (flight, error)
+                block.failure_at = self._clock()
                 self._condition.notify_all()
             raise
         with self._condition:
