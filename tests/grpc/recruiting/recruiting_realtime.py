@@ -1,56 +1,14 @@
-"""Drives an interview over the simulator's Realtime WebSocket with the official SDK, as a browser would with
-the ephemeral key, and returns the response.done usages (as RealtimeResponseUsage messages)."""
+"""Interviews over the simulator's Realtime WebSocket (tools.interview_driver), and their response.done usages
+as RealtimeResponseUsage messages."""
 
 from __future__ import annotations
 
-import asyncio
-import base64
-
-import openai
 from hiremeter.recruiting.v1 import recruiting_pb2
 
 from services.recruiting.domain.usage import RealtimeUsage
+from tools.interview_driver import drive_interview
 
-ANSWER_AUDIO = base64.b64encode(bytes(48_000)).decode()  # one second of pcm16 at 24 kHz
-
-
-async def _until(conn, event_type: str, limit: int = 60):
-    for _ in range(limit):
-        event = await asyncio.wait_for(conn.recv(), timeout=10)
-        if event.type == event_type:
-            return event
-    raise AssertionError(f"no {event_type} within {limit} events")
-
-
-async def _drive(base_url: str, key: str, turns: int) -> list:
-    client = openai.AsyncOpenAI(base_url=base_url, api_key=key, max_retries=0, timeout=10)
-    usages = []
-    async with client.realtime.connect(model="gpt-realtime") as conn:
-        await _until(conn, "session.created")
-        for turn in range(turns):
-            if turn % 2:
-                await conn.input_audio_buffer.append(audio=ANSWER_AUDIO)
-                await conn.input_audio_buffer.commit()
-            else:
-                await conn.conversation.item.create(
-                    item={
-                        "type": "message",
-                        "role": "user",
-                        "content": [
-                            {"type": "input_text", "text": f"Answer {turn}: I built an outbox relay."}
-                        ],
-                    }
-                )
-            await _until(conn, "conversation.item.done")
-            await conn.response.create()
-            done = await _until(conn, "response.done")
-            usages.append(done.response.usage)
-    return usages
-
-
-def drive_interview(base_url: str, key: str, turns: int = 3) -> list:
-    """The SDK's usage objects of every response.done, in order."""
-    return asyncio.run(_drive(base_url, key, turns))
+__all__ = ["as_messages", "drive_interview"]
 
 
 def as_messages(usages: list) -> list[recruiting_pb2.RealtimeResponseUsage]:
