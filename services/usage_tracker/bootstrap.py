@@ -57,6 +57,7 @@ def start(settings: Settings) -> RunningServer:
                 lambda server: usage_tracker_pb2_grpc.add_UsageTrackerServicer_to_server(servicer, server),
             )
         ],
+        max_workers=settings.max_workers,
     )
     running.on_stop.append(engine.dispose)
     return running

@@ -3,6 +3,8 @@
 Variables (defaults in brackets):
   USAGE_DATABASE_URL [sqlite file var/usage.db]
   USAGE_TRACKER_HOST / _PORT [127.0.0.1 / 50052] / _METRICS_PORT [9102], HIREMETER_SERVICE_TOKEN (required to serve)
+  USAGE_TRACKER_MAX_WORKERS [256]                    gRPC handler threads: Tracks waiting for a shared usage
+                                                     lookup hold one each, so this bounds how many can share it
   HIREMETER_DEFAULT_MARGIN [0.25]                    margin for companies without an override, 0 to 10
   HIREMETER_FALLBACK_PRICE_CV_PARSING [0.50]         USD per CV          } used when no price version is in
   HIREMETER_FALLBACK_PRICE_QUESTION_GENERATION [0.01] USD per generation } force, and as the seed version's
@@ -13,7 +15,7 @@ Variables (defaults in brackets):
   USAGE_API_TIMEOUT_SECONDS [10]                     per HTTP call to the usage/costs API
   USAGE_API_LOOKUP_TIMEOUT_SECONDS [20]              longest a Track waits for usage before falling back
   USAGE_API_CACHE_SECONDS [5]                        how long one answer serves later lookups
-  USAGE_API_MIN_INTERVAL_SECONDS [12]                least time between two calls for the same UTC hour
+  USAGE_API_MIN_INTERVAL_SECONDS [15]                least time between two calls for the same UTC hour
   USAGE_API_SETTLE_SECONDS [0]                       usage is looked up only this long after completion
   USAGE_API_BREAKER_FAILURES [3] / USAGE_API_BREAKER_COOLDOWN_SECONDS [30]
   USAGE_API_MAX_RETRY_AFTER_SECONDS [300]            cap on an obeyed Retry-After
@@ -57,6 +59,7 @@ class Settings:
     usage_lookup_timeout_seconds: float
     default_openai_project_id: str
     reconcile_settle_seconds: float
+    max_workers: int = 256
 
     @classmethod
     def from_env(cls, env: Env, *, serving: bool = True) -> Settings:
@@ -77,7 +80,7 @@ class Settings:
                 admin_key=admin_key,
                 timeout_seconds=_positive(env, "USAGE_API_TIMEOUT_SECONDS", 10.0),
                 cache_seconds=env.float("USAGE_API_CACHE_SECONDS", 5.0),
-                min_interval_seconds=env.float("USAGE_API_MIN_INTERVAL_SECONDS", 12.0),
+                min_interval_seconds=env.float("USAGE_API_MIN_INTERVAL_SECONDS", 15.0),
                 settle_seconds=env.float("USAGE_API_SETTLE_SECONDS", 0.0),
                 breaker_failures=env.int("USAGE_API_BREAKER_FAILURES", 3, minimum=1, maximum=1000),
                 breaker_cooldown_seconds=env.float("USAGE_API_BREAKER_COOLDOWN_SECONDS", 30.0),
@@ -93,6 +96,7 @@ class Settings:
             )
         return cls(
             server=server,
+            max_workers=env.int("USAGE_TRACKER_MAX_WORKERS", 256, minimum=1, maximum=4096),
             database_url=usage_database_url(env),
             default_margin=margin,
             fallback_prices=fallback,

@@ -114,30 +114,31 @@ class ReconciliationReport:
 
     def to_json(self) -> str:
         body = self.content()
-        body["create_time"] = self.created_at.isoformat()
         body["adjustment_record_ids"] = [record.record_id for record in self.adjustments]
         return json.dumps(body, sort_keys=True)
 
     @classmethod
-    def from_json(cls, text: str) -> ReconciliationReport:
-        body = json.loads(text)
+    def from_json(cls, day: dt.date, created_at: dt.datetime, text: str) -> ReconciliationReport:
+        """A stored report; tolerant of rows written by other tools (missing keys read as empty)."""
+        body = json.loads(text) if text else {}
+        body = body if isinstance(body, dict) else {}
         lines = [
             ReconciliationLine(
-                line["openai_project_id"],
-                line["model"],
-                line["ledger_tokens"],
-                Decimal(line["ledger_base_cost"]),
-                line["reported_tokens"],
-                Decimal(line["reported_cost"]),
+                line.get("openai_project_id", ""),
+                line.get("model", ""),
+                int(line.get("ledger_tokens", 0)),
+                Decimal(line.get("ledger_base_cost", "0")),
+                int(line.get("reported_tokens", 0)),
+                Decimal(line.get("reported_cost", "0")),
             )
-            for line in body["lines"]
+            for line in body.get("lines", [])
         ]
         return cls(
-            dt.date.fromisoformat(body["date"]),
-            dt.datetime.fromisoformat(body["create_time"]),
+            day,
+            created_at,
             lines,
-            unsettled_records=body["unsettled_records"],
-            adjustment_ids=body.get("adjustment_record_ids", []),
+            unsettled_records=int(body.get("unsettled_records", 0)),
+            adjustment_ids=list(body.get("adjustment_record_ids", [])),
         )
 
 
@@ -308,13 +309,13 @@ class Tracker:
     ) -> tuple[Record, bool]:
         window, family, project = slot.key
         try:
-            answer = self._windows.lookup(
+            results = self._windows.lookup(
                 window, command.completed_at, self._config.usage_lookup_timeout_seconds
             )
         except UsageApiError as error:
             return self._repository.append(record_for(self._fallback(version, command, str(error))))
         reported = reported_in(
-            answer.results, window, family, lambda model: self.family_of(model, command.completed_at), project
+            results, window, family, lambda model: self.family_of(model, command.completed_at), project
         )
 
         def build(held: TokenClasses) -> Record:
@@ -456,7 +457,8 @@ class Tracker:
         if not dry_run:
             latest = self._repository.latest_report(day)
             unchanged = (
-                latest is not None and ReconciliationReport.from_json(latest).content() == report.content()
+                latest is not None
+                and ReconciliationReport.from_json(day, now, latest).content() == report.content()
             )
             if adjustments or not unchanged:
                 self._repository.save_report(day, now, report.to_json())
@@ -573,7 +575,8 @@ class Tracker:
     def reports(self, offset: int, limit: int) -> list[ReconciliationReport]:
         """Stored reports, newest day first, with the adjustment records each run wrote."""
         reports = [
-            ReconciliationReport.from_json(text) for text in self._repository.list_reports(offset, limit)
+            ReconciliationReport.from_json(day, created_at, text)
+            for day, created_at, text in self._repository.list_reports(offset, limit)
         ]
         for report in reports:
             report.adjustments = self._repository.find_records(report.adjustment_ids)

@@ -43,7 +43,7 @@ class UsageApiSettings:
     admin_key: str
     timeout_seconds: float = 10.0
     cache_seconds: float = 5.0
-    min_interval_seconds: float = 12.0
+    min_interval_seconds: float = 15.0
     settle_seconds: float = 0.0
     breaker_failures: int = 3
     breaker_cooldown_seconds: float = 30.0
@@ -236,7 +236,6 @@ class _Block:
 
     answer: list[ReportedUsage] | None = None
     answer_started: float = 0.0  # wall time the answering call started: it holds usage up to then
-    answer_id: int = 0
     in_flight: bool = False
     in_flight_started: float = 0.0
     last_started: float = 0.0
@@ -244,14 +243,6 @@ class _Block:
     failure: tuple[int, UsageApiError] | None = None
     failure_at: float = 0.0
     waiters: int = 0
-
-
-@dataclass(frozen=True)
-class WindowAnswer:
-    """The usage results for a window and the ids of the calls they came from (one per hour-block)."""
-
-    results: list[ReportedUsage]
-    answer_ids: tuple[int, ...]
 
 
 class UsageWindows:
@@ -275,19 +266,20 @@ class UsageWindows:
     def breaker(self) -> CircuitBreaker:
         return self._breaker
 
-    def lookup(self, window: Window, completed_at: dt.datetime, timeout: float) -> WindowAnswer:
+    def lookup(self, window: Window, completed_at: dt.datetime, timeout: float) -> list[ReportedUsage]:
         """The window's usage from answers fetched after `completed_at` (+ settle), or UsageApiError."""
         fresh_after = completed_at.timestamp() + self._settings.settle_seconds
         deadline = self._clock() + timeout
+        if fresh_after > deadline:
+            # Waiting could not help: answer at once and leave the operation to reconciliation.
+            raise UsageApiError("usage for the window is not settled yet (USAGE_API_SETTLE_SECONDS)")
         results: list[ReportedUsage] = []
-        ids: list[int] = []
         block = window.start.replace(minute=0)
         while block < window.end:
-            answer, answer_id = self._block(block, fresh_after, deadline)
+            answer = self._block(block, fresh_after, deadline)
             results.extend(r for r in answer if window.start <= r.minute < window.end)
-            ids.append(answer_id)
             block += HOUR
-        return WindowAnswer(results, tuple(ids))
+        return results
 
     def _block(
         self, start: dt.datetime, fresh_after: float, deadline: float
@@ -302,7 +294,7 @@ class UsageWindows:
                     and block.answer_started >= fresh_after
                     and now - block.answer_started <= self._settings.cache_seconds
                 ):
-                    return block.answer, block.answer_id
+                    return block.answer
                 if (
                     block.failure is not None
                     and not block.in_flight
@@ -364,9 +356,8 @@ class UsageWindows:
             block.failure = None
             block.answer = answer
             block.answer_started = now
-            block.answer_id = flight
             self._condition.notify_all()
-        return answer, flight
+        return answer
 
     def _refusal(self, now: float) -> tuple[str, str] | None:
         if now < self._blocked_until:

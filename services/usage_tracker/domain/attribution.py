@@ -46,9 +46,6 @@ class Window:
     def covering(cls, started: dt.datetime, completed: dt.datetime) -> Window:
         return cls(floor_minute(started), floor_minute(completed) + MINUTE)
 
-    def overlaps(self, other: Window) -> bool:
-        return self.start < other.end and other.start < self.end
-
 
 @dataclass(frozen=True)
 class ReportedUsage:

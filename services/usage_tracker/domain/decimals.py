@@ -43,9 +43,6 @@ def parse(text: str, field: str) -> Decimal:
         raise ValueError(f"{field} must be plain decimal text like 4.5, got {text!r}") from None
 
 
-PER_MILLION = Decimal(1_000_000)
-
-
 def per_million(tokens: int, price: Decimal) -> Decimal:
     """tokens x (USD per 1M tokens), exactly."""
     return EXACT.multiply(Decimal(tokens), price).scaleb(-6, EXACT)

@@ -31,7 +31,6 @@ from services.usage_tracker.domain.pricing import (
     PriceVersion,
     TokenClasses,
     TokenUsage,
-    sum_classes,
 )
 from services.usage_tracker.domain.tracking import (
     SOURCE_RECONCILIATION,
@@ -172,21 +171,22 @@ class UsageRepository:
             return self._held(connection, window, family, project_id)
 
     def _held(self, connection: Connection, window: Window, family: str, project_id: str) -> TokenClasses:
+        """Tokens held by rows whose minute windows overlap `window`. Windows are whole minutes, so a row
+        overlaps exactly when it started before the window's end and completed at or after its start.
+        The classes are linear in the token columns, so summing the columns in SQL is exact."""
         t = usage_records.c
-        query = sa.select(t.started_at, t.completed_at, *(t[name] for name in TOKEN_COLUMNS)).where(
+        query = sa.select(*(sa.func.coalesce(sa.func.sum(t[name]), 0) for name in TOKEN_COLUMNS)).where(
+            t.completed_at >= window.start,
+            t.started_at < window.end,
             t.priced_model == family,
             t.source.in_(_TOKEN_HOLDING_SOURCES),
-            t.started_at < window.end,
-            # Windows last at most a day (validation), so this bounds the scan without missing overlaps.
-            t.completed_at >= window.start - dt.timedelta(days=1),
         )
         if project_id:
             query = query.where(t.openai_project_id == project_id)
-        held = []
-        for row in connection.execute(query):
-            if Window.covering(row.started_at, row.completed_at).overlaps(window):
-                held.append(TokenUsage(**{name: row._mapping[name] for name in TOKEN_COLUMNS}).classes())
-        return sum_classes(held)
+        sums = connection.execute(query).one()
+        return TokenUsage(
+            **{name: int(value) for name, value in zip(TOKEN_COLUMNS, sums, strict=True)}
+        ).classes()
 
     def _add_to_rollup(self, connection: Connection, record: Record) -> None:
         is_record = record.kind == "record"
@@ -360,11 +360,14 @@ class UsageRepository:
                 sa.select(t.report).where(t.day == day).order_by(t.id.desc()).limit(1)
             ).scalar_one_or_none()
 
-    def list_reports(self, offset: int, limit: int) -> list[str]:
-        """Report JSON documents, newest day first (then newest run first)."""
+    def list_reports(self, offset: int, limit: int) -> list[tuple[dt.date, dt.datetime, str]]:
+        """(day, created_at, report JSON), newest day first (then newest run first)."""
         t = reconciliation_reports.c
         with self._engine.connect() as connection:
             rows = connection.execute(
-                sa.select(t.report).order_by(t.day.desc(), t.id.desc()).offset(offset).limit(limit)
+                sa.select(t.day, t.created_at, t.report)
+                .order_by(t.day.desc(), t.id.desc())
+                .offset(offset)
+                .limit(limit)
             )
-            return [row.report for row in rows]
+            return [(row.day, row.created_at, row.report) for row in rows]

@@ -72,6 +72,7 @@ def settings_for(
         )
     return Settings(
         server=server_settings,
+        max_workers=64,
         database_url=database_url,
         default_margin=Decimal("0.25"),
         fallback_prices={k: Decimal(v) for k, v in DEFAULT_FALLBACK_PRICES.items()},

@@ -9,6 +9,7 @@ from decimal import Decimal
 
 import pytest
 
+from services.common.config import ConfigError, Env
 from services.common.errors import InvalidArgument
 from services.usage_tracker.clients.usage_api import (
     CircuitBreaker,
@@ -16,6 +17,7 @@ from services.usage_tracker.clients.usage_api import (
     UsageApiSettings,
     UsageWindows,
 )
+from services.usage_tracker.config import Settings
 from services.usage_tracker.domain import decimals
 from services.usage_tracker.domain.attribution import ReportedUsage, Window, claim, reported_in
 from services.usage_tracker.domain.price_admin import seed_versions, versions_from_json
@@ -222,3 +224,37 @@ def test_concurrent_lookups_of_one_window_share_one_call_and_its_failure():
     failing = _FakeApi(fail=True)
     outcomes = _lookups(failing, settings, 40)
     assert failing.calls == 1 and all(isinstance(o, UsageApiError) for o in outcomes)
+
+
+@pytest.mark.parametrize(
+    ("environ", "variable"),
+    [
+        ({"HIREMETER_DEFAULT_MARGIN": "lots"}, "HIREMETER_DEFAULT_MARGIN"),
+        ({"HIREMETER_DEFAULT_MARGIN": "11"}, "HIREMETER_DEFAULT_MARGIN"),
+        ({"HIREMETER_FALLBACK_PRICE_CV_PARSING": "0"}, "HIREMETER_FALLBACK_PRICE_CV_PARSING"),
+        ({"OPENAI_ADMIN_KEY": "sk-admin-x", "USAGE_API_TIMEOUT_SECONDS": "0"}, "USAGE_API_TIMEOUT_SECONDS"),
+        ({"OPENAI_ADMIN_KEY": "sk-admin-x", "USAGE_API_BREAKER_FAILURES": "x"}, "USAGE_API_BREAKER_FAILURES"),
+        ({}, "HIREMETER_SERVICE_TOKEN"),
+    ],
+)
+def test_settings_fail_fast_naming_the_variable(environ, variable):
+    with pytest.raises(ConfigError, match=variable):
+        Settings.from_env(Env({"USAGE_DATABASE_URL": "sqlite:///unused.db", **environ}))
+
+
+def test_settings_defaults_and_jobs_without_a_service_token():
+    settings = Settings.from_env(Env({"USAGE_DATABASE_URL": "sqlite:///unused.db"}), serving=False)
+    assert settings.server is None and settings.usage_api is None
+    assert settings.default_margin == Decimal("0.25")
+    assert settings.fallback_prices == {
+        "cv_parsing": Decimal("0.50"),
+        "question_generation": Decimal("0.01"),
+        "video_interview": Decimal("0.30"),
+    }
+    with_api = Settings.from_env(
+        Env({"USAGE_DATABASE_URL": "x", "OPENAI_ADMIN_KEY": "sk-admin-x"}), serving=False
+    )
+    assert (
+        with_api.usage_api.base_url == "https://api.openai.com/v1"
+        and with_api.usage_api.min_interval_seconds == 15
+    )
