@@ -10,6 +10,7 @@ import threading
 from concurrent import futures
 
 import grpc
+from grpc_health.v1 import health, health_pb2_grpc
 
 
 def serve(port: int, response: bytes, workers: int) -> None:
@@ -21,6 +22,8 @@ def serve(port: int, response: bytes, workers: int) -> None:
     )
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=workers))
     server.add_generic_rpc_handlers((handler,))
+    # Health only so the harness can wait for it like for the services; the echo path has no interceptor.
+    health_pb2_grpc.add_HealthServicer_to_server(health.HealthServicer(), server)
     server.add_insecure_port(f"127.0.0.1:{port}")
     server.start()
     stop = threading.Event()

@@ -99,6 +99,11 @@ def install(app: FastAPI) -> None:
         # Bad input is 400 with the field named (DESIGN.md), not FastAPI's 422.
         problems = []
         for item in error.errors():
+            if item.get("type") == "json_invalid":  # its loc is a byte offset, not a field
+                problems.append(
+                    f"body: is not valid JSON ({item.get('ctx', {}).get('error', 'decode error')})"
+                )
+                continue
             where = ".".join(
                 str(part) for part in item["loc"] if part not in ("query", "body", "path", "header")
             )

@@ -23,7 +23,7 @@ from prometheus_client import Counter, Histogram, start_http_server
 
 from services.common import logs
 from services.common.config import ServerSettings
-from services.common.errors import DomainError
+from services.common.errors import DomainError, InvalidArgument
 
 log = logging.getLogger("hiremeter.grpc")
 
@@ -49,12 +49,17 @@ def _split_method(full_method: str) -> tuple[str, str]:
     return service, method
 
 
-def _wrap_handler(handler: grpc.RpcMethodHandler | None, wrap: Callable) -> grpc.RpcMethodHandler | None:
-    """Rebuilds a method handler of any kind with wrap(behavior, response_streaming) as its behavior."""
+def _wrap_handler(
+    handler: grpc.RpcMethodHandler | None, wrap: Callable, *, request_deserializer: Callable | None = ...
+) -> grpc.RpcMethodHandler | None:
+    """Rebuilds a method handler of any kind with wrap(behavior, response_streaming) as its behavior (and,
+    when given, another request deserializer: None hands the behavior raw bytes)."""
     if handler is None:
         return None
     kwargs = {
-        "request_deserializer": handler.request_deserializer,
+        "request_deserializer": handler.request_deserializer
+        if request_deserializer is ...
+        else request_deserializer,
         "response_serializer": handler.response_serializer,
     }
     if handler.unary_unary:
@@ -187,10 +192,31 @@ class ServiceTokenInterceptor(grpc.ServerInterceptor):
 
 
 class ErrorInterceptor(grpc.ServerInterceptor):
-    """Maps domain errors to their status; anything unexpected is INTERNAL with the traceback logged."""
+    """Maps domain errors to their status; anything unexpected is INTERNAL with the traceback logged.
+
+    Requests arrive as raw bytes and are parsed here, so that an undecodable message (truncated, or a string
+    field that is not UTF-8) is the caller's INVALID_ARGUMENT rather than grpcio's opaque deserialization
+    failure before any interceptor runs.
+    """
 
     def intercept_service(self, continuation, handler_call_details):
         method = handler_call_details.method
+        handler = continuation(handler_call_details)
+        if handler is None:
+            return None
+        deserialize = handler.request_deserializer or (lambda raw: raw)
+        streaming_requests = bool(handler.stream_unary or handler.stream_stream)
+
+        def parse(raw: bytes):
+            try:
+                return deserialize(raw)
+            except Exception:  # noqa: BLE001 - DecodeError and friends: the bytes are not the message
+                raise InvalidArgument(
+                    "request is not a valid protobuf message (truncated, or invalid UTF-8)"
+                ) from None
+
+        def parsed(request):
+            return (parse(raw) for raw in request) if streaming_requests else parse(request)
 
         def translate(context, error: Exception) -> None:
             if context.code() is not None:  # the handler already aborted with a status of its choosing
@@ -209,7 +235,7 @@ class ErrorInterceptor(grpc.ServerInterceptor):
 
                 def streaming_behavior(request, context):
                     try:
-                        yield from behavior(request, context)
+                        yield from behavior(parsed(request), context)
                     except Exception as error:  # noqa: BLE001 - the boundary where every error gets a status
                         translate(context, error)
 
@@ -217,13 +243,13 @@ class ErrorInterceptor(grpc.ServerInterceptor):
 
             def unary_behavior(request, context):
                 try:
-                    return behavior(request, context)
+                    return behavior(parsed(request), context)
                 except Exception as error:  # noqa: BLE001
                     translate(context, error)
 
             return unary_behavior
 
-        return _wrap_handler(continuation(handler_call_details), wrap)
+        return _wrap_handler(handler, wrap, request_deserializer=None)
 
 
 @dataclass

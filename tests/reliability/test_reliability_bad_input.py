@@ -249,12 +249,6 @@ def usage(**tokens) -> usage_tracker_pb2.TokenUsage:
     return usage_tracker_pb2.TokenUsage(**tokens)
 
 
-UNDECODABLE_IS_INTERNAL = pytest.mark.xfail(
-    strict=True,
-    reason="defect in services/common/grpc_server.py: bytes that do not decode as the request message "
-    "(invalid UTF-8 in a string field, a truncated message) fail in grpcio's deserializer before any "
-    "interceptor and come back INTERNAL 'Exception deserializing request!' instead of INVALID_ARGUMENT",
-)
 NOW = dt.datetime.now(dt.UTC)
 CASES: list[tuple[str, Callable, object, str]] = [
     # -- gRPC: Recruiting -------------------------------------------------------------------------------------
@@ -498,8 +492,7 @@ CASES: list[tuple[str, Callable, object, str]] = [
             )
         ),
         INVALID,
-        "",
-        marks=UNDECODABLE_IS_INTERNAL,
+        "not a valid protobuf message",
     ),
     pytest.param(
         "grpc-truncated-message",
@@ -509,8 +502,7 @@ CASES: list[tuple[str, Callable, object, str]] = [
             )
         ),
         INVALID,
-        "",
-        marks=UNDECODABLE_IS_INTERNAL,
+        "not a valid protobuf message",
     ),
     # -- HTTP: the gateway ------------------------------------------------------------------------------------
     (
@@ -572,12 +564,7 @@ CASES: list[tuple[str, Callable, object, str]] = [
             )
         ),
         400,
-        "body",
-        marks=pytest.mark.xfail(
-            strict=True,
-            reason="defect in gateway/errors.py (RequestValidationError handler): a malformed JSON body is "
-            "answered 400 '1: JSON decode error', naming the byte offset instead of the body",
-        ),
+        "body: is not valid JSON",
     ),
     (
         "http-questions-invalid-utf8-json",

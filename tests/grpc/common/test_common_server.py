@@ -251,3 +251,21 @@ def test_graceful_stop_reports_not_serving_and_drains_in_flight_calls(start):
         with pytest.raises(grpc.RpcError) as refused:
             _call(channel, "Slow")
     assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
+
+
+@pytest.mark.parametrize("raw", [b"\x0a\x40abc", b"\x0a\x02\xff\xfe"], ids=["truncated", "invalid-utf8"])
+def test_undecodable_requests_are_invalid_argument_not_internal(start, raw):
+    called = threading.Event()
+
+    def echo(request, context):
+        called.set()
+        return _echo(request, context)
+
+    running = start({"Echo": echo})
+    with service_channel(f"127.0.0.1:{running.port}", SERVICE_TOKEN) as channel:
+        call = channel.unary_unary(f"/{SERVICE}/Echo", request_serializer=None, response_deserializer=None)
+        with pytest.raises(grpc.RpcError) as failure:
+            call(raw, timeout=5)
+    assert failure.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "not a valid protobuf message" in failure.value.details()
+    assert not called.is_set()
