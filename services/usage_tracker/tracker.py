@@ -32,6 +32,7 @@ from services.usage_tracker.domain.pricing import (
 from services.usage_tracker.domain.tracking import (
     SOURCE_FALLBACK,
     SOURCE_RECONCILIATION,
+    SOURCE_RESPONSE_USAGE,
     SOURCE_USAGE_API,
     Pricing,
     TrackCommand,
@@ -281,12 +282,7 @@ class Tracker:
             return self._record(command, pricing, margin, payload_hash)
 
         if command.usage is not None:
-            if version is None:
-                pricing = self._fallback(None, command, "no price version in force at completed_time")
-            else:
-                priced = price_usage(version, command.model, command.usage, "response_usage")
-                pricing = priced if isinstance(priced, Pricing) else self._fallback(version, command, priced)
-            record, inserted = self._repository.append(record_for(pricing))
+            record, inserted = self._repository.append(record_for(self._price_with_usage(command, version)))
         elif version is None or slot is None:
             if self._windows is None:
                 reason = "usage API not configured (OPENAI_ADMIN_KEY unset)"
@@ -332,6 +328,12 @@ class Tracker:
 
         return self._repository.append_attributed(command.operation_id, window, family, project, build)
 
+    def _price_with_usage(self, command: TrackCommand, version: PriceVersion | None) -> Pricing:
+        if version is None:
+            return self._fallback(None, command, "no price version in force at completed_time")
+        priced = price_usage(version, command.model, command.usage, SOURCE_RESPONSE_USAGE)
+        return priced if isinstance(priced, Pricing) else self._fallback(version, command, priced)
+
     def _fallback(self, version: PriceVersion | None, command: TrackCommand, reason: str) -> Pricing:
         return price_fallback(version, self._config.fallback_prices, command, reason)
 
@@ -374,25 +376,71 @@ class Tracker:
         return existing, True
 
     def track_batch(self, commands: Sequence[TrackCommand]) -> list[tuple[Record, bool]]:
-        """Each operation tracked with Track's rules, in order. Commands are validated by the caller."""
-        seen: dict[str, tuple[int, str]] = {}
+        """Each operation tracked with Track's rules, answered in order; commands are validated already.
+
+        Operations that carry usage are priced in memory and written together in one transaction (their
+        rollups summed per bucket first); operations without usage go one by one through the usage-API
+        path, having all taken their claimant places up front so they share their windows fairly."""
+        first: dict[str, int] = {}
         for index, command in enumerate(commands):
-            digest = command.payload_hash()
-            if command.operation_id in seen and seen[command.operation_id][1] != digest:
-                first = seen[command.operation_id][0]
-                raise InvalidArgument(
-                    f"requests[{index}].operation_id repeats requests[{first}].operation_id with a different payload"
-                )
-            seen.setdefault(command.operation_id, (index, digest))
-        # A repeated operation_id is a duplicate, not a claimant: only first occurrences take a place.
-        first = {command.operation_id: index for index, command in reversed(list(enumerate(commands)))}
-        slots = [self._claim_slot(c) if first[c.operation_id] == i else None for i, c in enumerate(commands)]
+            if command.operation_id in first:
+                earlier = commands[first[command.operation_id]]
+                if earlier.payload_hash() != command.payload_hash():
+                    raise InvalidArgument(
+                        f"requests[{index}].operation_id repeats requests[{first[command.operation_id]}]"
+                        ".operation_id with a different payload"
+                    )
+            else:
+                first[command.operation_id] = index
+        results: dict[str, tuple[Record, bool]] = {}
+        self._track_with_usage_in_bulk(
+            [c for i, c in enumerate(commands) if first[c.operation_id] == i and c.usage is not None], results
+        )
+        without_usage = [c for i, c in enumerate(commands) if first[c.operation_id] == i and c.usage is None]
+        slots = [self._claim_slot(command) for command in without_usage]
         try:
-            return [self.track(command, slot) for command, slot in zip(commands, slots, strict=True)]
+            for command, slot in zip(without_usage, slots, strict=True):
+                results[command.operation_id] = self.track(command, slot)
         finally:
             for slot in slots:
                 if slot is not None:
                     slot.leave()
+        answers = []
+        for index, command in enumerate(commands):
+            record, duplicate = results[command.operation_id]
+            answers.append((record, duplicate or first[command.operation_id] != index))
+        return answers
+
+    def _track_with_usage_in_bulk(self, commands: list[TrackCommand], results: dict) -> None:
+        existing = self._repository.find_many([c.operation_id for c in commands])
+        fresh: list[Record] = []
+        book = self.price_book()
+        margin_changes: dict[str, list[MarginChange]] = {}  # one read per company, not per operation
+        for command in commands:
+            payload_hash = command.payload_hash()
+            if command.operation_id in existing:
+                results[command.operation_id] = self._duplicate(
+                    command, payload_hash, existing[command.operation_id]
+                )
+                continue
+            if command.company_id not in margin_changes:
+                margin_changes[command.company_id] = self._repository.margin_changes(command.company_id)
+            change = margin_at(margin_changes[command.company_id], command.completed_at)
+            margin = change.margin if change is not None else self._config.default_margin
+            pricing = self._price_with_usage(command, book.at(command.completed_at))
+            fresh.append(self._record(command, pricing, margin, payload_hash))
+        inserted = self._repository.append_many(fresh)
+        raced = self._repository.find_many([r.operation_id for r in fresh if r.operation_id not in inserted])
+        by_id = {c.operation_id: c for c in commands}
+        for record in fresh:
+            if record.operation_id in inserted:
+                metrics.RECORDS.labels(record.source, "record").inc()
+                results[record.operation_id] = (record, False)
+            else:
+                command = by_id[record.operation_id]
+                results[record.operation_id] = self._duplicate(
+                    command, command.payload_hash(), raced[record.operation_id]
+                )
 
     # -- reconciliation --------------------------------------------------------------------------------
     def reconcile(self, day: dt.date, dry_run: bool = False) -> ReconciliationReport:
