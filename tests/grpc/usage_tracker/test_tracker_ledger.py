@@ -9,7 +9,9 @@ from decimal import Decimal
 
 import grpc
 import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 from hiremeter.usage.v1 import usage_tracker_pb2 as pb
+from hiremeter.usage.v1 import usage_tracker_pb2_grpc as pb_grpc
 
 from tests.grpc.usage_tracker.tracker_helpers import track_request
 
@@ -110,3 +112,18 @@ def test_rollups_equal_the_ledger_after_a_mixed_workload(tracker):
         actual[key] = {name: Decimal(str(row[name])) for name in expected[key]}
     assert actual == {key: dict(value) for key, value in expected.items()}
     assert sum(v["operations"] for v in actual.values()) == 60
+
+
+def test_token_is_required_and_health_is_served(tracker):
+    channel = grpc.insecure_channel(f"127.0.0.1:{tracker.port}")
+    try:
+        with pytest.raises(grpc.RpcError) as error:
+            pb_grpc.UsageTrackerStub(channel).Track(track_request("op-anon", usage=USAGE))
+        assert error.value.code() == grpc.StatusCode.UNAUTHENTICATED
+        health = health_pb2_grpc.HealthStub(channel).Check(
+            health_pb2.HealthCheckRequest(service="hiremeter.usage.v1.UsageTracker")
+        )
+        assert health.status == health_pb2.HealthCheckResponse.SERVING
+    finally:
+        channel.close()
+    assert tracker.count() == 0
