@@ -262,10 +262,6 @@ class UsageWindows:
         self._blocks: dict[dt.datetime, _Block] = {}
         self._condition = threading.Condition()
 
-    @property
-    def breaker(self) -> CircuitBreaker:
-        return self._breaker
-
     def lookup(self, window: Window, completed_at: dt.datetime, timeout: float) -> list[ReportedUsage]:
         """The window's usage from answers fetched after `completed_at` (+ settle), or UsageApiError."""
         fresh_after = completed_at.timestamp() + self._settings.settle_seconds
@@ -281,9 +277,7 @@ class UsageWindows:
             block += HOUR
         return results
 
-    def _block(
-        self, start: dt.datetime, fresh_after: float, deadline: float
-    ) -> tuple[list[ReportedUsage], int]:
+    def _block(self, start: dt.datetime, fresh_after: float, deadline: float) -> list[ReportedUsage]:
         with self._condition:
             self._prune()
             block = self._blocks.setdefault(start, _Block())
@@ -306,9 +300,7 @@ class UsageWindows:
                     raise UsageApiError("usage API lookup timed out waiting for a shared call")
                 if block.in_flight:
                     awaited = block.flights
-                    block.waiters += 1
-                    self._condition.wait(deadline - now)
-                    block.waiters -= 1
+                    self._wait(block, deadline - now)
                     if (
                         not block.in_flight
                         and block.failure is not None
@@ -319,11 +311,11 @@ class UsageWindows:
                     continue
                 if now < fresh_after:
                     # Usage for the operation cannot be in the API before it completed (plus settling).
-                    self._condition.wait(min(fresh_after, deadline) - now)
+                    self._wait(block, min(fresh_after, deadline) - now)
                     continue
                 wait = block.last_started + self._settings.min_interval_seconds - now
                 if wait > 0:
-                    self._condition.wait(min(wait, deadline - now))
+                    self._wait(block, min(wait, deadline - now))
                     continue
                 refusal = self._refusal(now)
                 if refusal is not None:
@@ -358,6 +350,14 @@ class UsageWindows:
             block.answer_started = now
             self._condition.notify_all()
         return answer
+
+    def _wait(self, block: _Block, seconds: float) -> None:
+        """Waits on the shared condition, counted as a waiter so that pruning keeps the block."""
+        block.waiters += 1
+        try:
+            self._condition.wait(seconds)
+        finally:
+            block.waiters -= 1
 
     def _refusal(self, now: float) -> tuple[str, str] | None:
         if now < self._blocked_until:
