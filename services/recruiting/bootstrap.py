@@ -31,7 +31,15 @@ def start(settings: Settings, *, clock: Callable[[], dt.datetime] = _utcnow) -> 
     tracker = UsageTrackerClient(settings.usage_tracker_target, settings.server.service_token)
     relay = OutboxRelay(repository, tracker.track, settings.relay)
     openai_client = OpenAIClient(settings.openai)
-    service = RecruitingService(repository, openai_client, on_commit=relay.notify, clock=clock)
+    grace = settings.orphan_grace_seconds
+    service = RecruitingService(
+        repository,
+        openai_client,
+        on_commit=relay.notify,
+        settle_later=relay.settle_later,
+        orphan_grace=dt.timedelta(seconds=grace) if grace is not None else None,
+        clock=clock,
+    )
     servicer = RecruitingServicer(service)
     running = build_server(
         settings.server,

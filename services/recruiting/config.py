@@ -7,13 +7,17 @@ Variables (besides the shared RECRUITING_HOST/PORT/METRICS_PORT and HIREMETER_SE
   OPENAI_BASE_URL                          default https://api.openai.com/v1
   OPENAI_PROJECT_ID                        optional; sent as OpenAI-Project and tracked with every operation
   OPENAI_TIMEOUT_SECONDS                   default 60 (shortened to the caller's remaining deadline)
-  OPENAI_MAX_RETRIES                       default 2 (the SDK's own retries of 408/409/429/5xx)
+  OPENAI_MAX_RETRIES                       default 2 (retries of 408/409/429/5xx, timeouts, connection errors)
   RECRUITING_RESUME_MODEL                  default gpt-4o
   RECRUITING_QUESTIONS_MODEL               default gpt-4o
   RECRUITING_REALTIME_MODEL                default gpt-realtime
   RECRUITING_OUTBOX_BACKOFF_BASE_SECONDS   default 0.5
   RECRUITING_OUTBOX_BACKOFF_MAX_SECONDS    default 30
   RECRUITING_TRACK_TIMEOUT_SECONDS         default 5 (deadline of each UsageTracker.Track call)
+  RECRUITING_ORPHAN_GRACE_SECONDS          default: the longest an OpenAI call can take (timeout x attempts +
+                                           backoffs) + 30. A reservation whose outcome was not recorded within
+                                           this is billed without usage (see service.py); shorter values bill
+                                           such operations sooner but may miss their exact usage (never twice).
 """
 
 from __future__ import annotations
@@ -73,6 +77,16 @@ def relay_settings(env: Env) -> RelaySettings:
     return RelaySettings(backoff_base_seconds=base, backoff_max_seconds=cap, track_timeout_seconds=timeout)
 
 
+def orphan_grace_seconds(env: Env) -> float | None:
+    text = env.str("RECRUITING_ORPHAN_GRACE_SECONDS", "")
+    if not text:
+        return None
+    grace = env.float("RECRUITING_ORPHAN_GRACE_SECONDS", 0.0)
+    if grace <= 0:
+        raise ConfigError("RECRUITING_ORPHAN_GRACE_SECONDS must be positive")
+    return grace
+
+
 @dataclass(frozen=True)
 class Settings:
     server: ServerSettings
@@ -80,6 +94,7 @@ class Settings:
     usage_tracker_target: str
     openai: OpenAISettings
     relay: RelaySettings = RelaySettings()  # noqa: RUF009 - frozen dataclass
+    orphan_grace_seconds: float | None = None  # None: derived from the OpenAI settings (orphan_grace())
 
     @classmethod
     def from_env(cls, env: Env) -> Settings:
@@ -91,4 +106,5 @@ class Settings:
             usage_tracker_target=env.str("USAGE_TRACKER_TARGET", "127.0.0.1:50052"),
             openai=openai_settings(env),
             relay=relay_settings(env),
+            orphan_grace_seconds=orphan_grace_seconds(env),
         )

@@ -53,3 +53,30 @@ def track_request(
     if usage is not None:
         request.usage.CopyFrom(token_usage(usage))
     return request
+
+
+def reservation_request(
+    *,
+    operation_id: str,
+    category: int,
+    company_id: str,
+    job_id: str,
+    candidate_id: str,
+    model: str,
+    started: dt.datetime,
+    quantity: str,
+    openai_project_id: str,
+) -> usage_tracker_pb2.TrackRequest:
+    """The intent written before OpenAI is called: no usage and no completed_time yet (the model is the one
+    requested). Completed by the result's transaction, or released by the relay as an orphan."""
+    return usage_tracker_pb2.TrackRequest(
+        operation_id=operation_id,
+        category=category,
+        company_id=company_id,
+        job_id=job_id,
+        candidate_id=candidate_id,
+        model=model,
+        started_time=timestamp(started),
+        quantity=quantity,
+        openai_project_id=openai_project_id,
+    )

@@ -1,9 +1,30 @@
 """Recruiting's service layer: the four operations, each metered through the outbox.
 
-Order inside an operation: validate everything (InvalidArgument / NotFound write nothing), call OpenAI, then
-in ONE transaction store the result and its TrackRequest, then wake the relay. A call that spent tokens and
-then failed (a refusal, a reply that does not match the schema) is still metered: its outbox row is written
-alone, and the caller gets FAILED_PRECONDITION (refusal) or INTERNAL naming the problem.
+Order inside an operation that calls OpenAI (ParseResume, GenerateInterviewQuestions):
+
+1. Validate everything (InvalidArgument / NotFound write nothing, call nothing).
+2. Reserve: durably write the operation's outbox row in state `reserved` (operation_id, category, company, job,
+   candidate, the model requested, started_time, project; release time = now + the orphan grace). If that
+   write fails the caller gets UNAVAILABLE and OpenAI is NOT called: nothing spent, nothing to bill.
+3. Call OpenAI.
+   - It failed without doing any work (connection refused, any 4xx such as 400/401/429, judged across all
+     retries by the client): the reservation is marked `abandoned`, never billed.
+   - It failed after it may have spent tokens (a timeout, a lost reply, a 5xx, a malformed 200): the
+     reservation stays `reserved` and is billed once its grace has passed, without usage (the tracker's usage
+     API path, or its flagged fallback).
+4. In ONE transaction store the result and complete the reservation with the exact TrackRequest (usage,
+   completed_time, quantity): `ready`. A call that spent tokens and then failed (a refusal, a reply that does
+   not match the schema) is completed alone, and the caller gets FAILED_PRECONDITION or INTERNAL.
+5. If that transaction fails (database down), the caller gets UNAVAILABLE and the exact TrackRequest is handed
+   to the relay (settle_later), which completes the reservation as soon as the database is back. Should this
+   process die first, the reservation is released as an orphan after its grace (step 3's second case).
+
+The operation_id never changes from reservation to delivery, and every transition out of `reserved` is
+conditional (repository.py), so an operation is billed at most once; and because the intent is durable
+before any money is spent, at least once.
+
+StartInterview creates a Realtime client secret, which costs nothing (the session's tokens are billed by
+CompleteInterview), and CompleteInterview calls no one: they keep the single transaction they had.
 """
 
 from __future__ import annotations
@@ -19,7 +40,7 @@ import sqlalchemy.exc
 
 from services.common.errors import DomainError, FailedPrecondition, InvalidArgument, NotFound, Unavailable
 from services.recruiting import metering
-from services.recruiting.clients.openai_client import Completion, OpenAIClient
+from services.recruiting.clients.openai_client import Completion, OpenAIClient, may_have_spent
 from services.recruiting.domain import questions as q
 from services.recruiting.domain.ids import check_id, new_id
 from services.recruiting.domain.instructions import interview_instructions
@@ -38,6 +59,7 @@ from services.recruiting.domain.usage import (
     sum_realtime,
 )
 from services.recruiting.extraction import extract_text
+from services.recruiting.outbox.relay import OUTBOX_ABANDONED, Settlement
 from services.recruiting.storage.repository import (
     COMPLETED,
     STARTED,
@@ -54,6 +76,7 @@ DEFAULT_SECRET_TTL = 600
 SECRET_TTL_RANGE = (10, 7200)
 MAX_FUTURE_END = dt.timedelta(seconds=60)  # clock skew tolerated on a caller-supplied end_time
 MAX_FILE_NAME = 255
+ORPHAN_GRACE_MARGIN = dt.timedelta(seconds=30)
 
 
 class ModelOutputError(DomainError):
@@ -103,6 +126,15 @@ def usage_from_json(text: str) -> TokenCounts | None:
     return TokenCounts(**json.loads(text)) if text else None
 
 
+def default_orphan_grace(openai_client) -> dt.timedelta:
+    """The longest an OpenAI call can take (every attempt timing out, every backoff at its cap) + a margin for
+    storing its outcome: a reservation older than this has lost its outcome."""
+    longest = getattr(openai_client, "max_call_seconds", None)
+    settings = openai_client.settings
+    seconds = longest() if longest else settings.timeout_seconds * (settings.max_retries + 1)
+    return dt.timedelta(seconds=seconds) + ORPHAN_GRACE_MARGIN
+
+
 class RecruitingService:
     def __init__(
         self,
@@ -110,12 +142,16 @@ class RecruitingService:
         openai_client: OpenAIClient,
         *,
         on_commit: Callable[[], None] = lambda: None,
+        settle_later: Callable[[Settlement], None] = lambda settlement: None,
+        orphan_grace: dt.timedelta | None = None,
         clock: Callable[[], dt.datetime] = _utcnow,
     ) -> None:
         self._repository = repository
         self._openai = openai_client
         self._settings = openai_client.settings
         self._on_commit = on_commit
+        self._settle_later = settle_later
+        self._orphan_grace = orphan_grace if orphan_grace is not None else default_orphan_grace(openai_client)
         self._clock = clock
 
     # -- helpers -------------------------------------------------------------------------------------------
@@ -137,8 +173,83 @@ class RecruitingService:
     def _outbox_item(self, operation_id: str, request) -> OutboxItem:
         return OutboxItem(operation_id, request.SerializeToString(), self._clock())
 
+    # -- metering around an OpenAI call ---------------------------------------------------------------------
+    def _reserve(self, **fields) -> str:
+        """Step 2: the durable intent, or UNAVAILABLE without calling OpenAI. Returns the operation_id."""
+        operation_id = new_id("op")
+        now = self._clock()
+        request = metering.reservation_request(
+            operation_id=operation_id, started=now, openai_project_id=self._settings.project_id, **fields
+        )
+        try:
+            self._repository.reserve(
+                self._outbox_item(operation_id, request), release_at=now + self._orphan_grace
+            )
+        except sqlalchemy.exc.SQLAlchemyError as error:
+            log.error("recruiting database unavailable; OpenAI not called", exc_info=True)
+            # Should the insert have committed after all (an acknowledgement lost), the row must not be billed.
+            self._settle_later(Settlement(operation_id, reason="reservation failed; OpenAI was not called"))
+            raise Unavailable("the recruiting database is unavailable; retry later") from error
+        return operation_id
+
+    def _call_openai(self, operation_id: str, call: Callable[[], Completion]) -> Completion:
+        """Step 3: the call; on failure the reservation is abandoned (no work done) or left to be billed."""
+        try:
+            return call()
+        except DomainError as error:
+            reason = f"OpenAI call failed: {error.code.name}: {error.message}"[:512]
+            if may_have_spent(error):
+                log.warning(
+                    "OpenAI call failed after it may have spent tokens; billed without usage after the grace",
+                    extra={"operation_id": operation_id, "error": error.message},
+                )
+                self._quietly(lambda: self._repository.note(operation_id, reason=reason))
+            else:
+                self._abandon(operation_id, reason)
+            raise
+
+    def _abandon(self, operation_id: str, reason: str) -> None:
+        try:
+            if self._repository.abandon(operation_id, reason=reason):
+                OUTBOX_ABANDONED.inc()
+        except sqlalchemy.exc.SQLAlchemyError:
+            log.warning(
+                "could not abandon a reservation now; the relay will", extra={"operation_id": operation_id}
+            )
+            self._settle_later(Settlement(operation_id, reason=reason))
+
+    @staticmethod
+    def _quietly(action: Callable[[], object]) -> None:
+        try:
+            action()
+        except sqlalchemy.exc.SQLAlchemyError:
+            log.warning("could not annotate a reservation", exc_info=True)
+
+    def _complete(self, action: Callable[[], bool], item: OutboxItem) -> None:
+        """Step 4: the result and the exact TrackRequest in one transaction; step 5 when it fails."""
+        try:
+            completed = action()
+        except sqlalchemy.exc.SQLAlchemyError as error:
+            log.error(
+                "could not store an operation's outcome; its usage is kept for the relay",
+                exc_info=True,
+                extra={"operation_id": item.operation_id},
+            )
+            self._settle_later(Settlement(item.operation_id, item))
+            raise Unavailable(
+                f"the recruiting database is unavailable; retry later (the OpenAI call is metered as "
+                f"{item.operation_id})"
+            ) from error
+        if not completed:
+            log.warning(
+                "an outcome was stored after its reservation had been released as an orphan; billed once, "
+                "without usage",
+                extra={"operation_id": item.operation_id},
+            )
+        self._on_commit()
+
     def _meter_failure(self, completion: Completion, item: OutboxItem) -> None:
-        self._write(lambda: self._repository.add_outbox(item))
+        self._complete(lambda: self._repository.add_outbox(item), item)
 
     def _check_completion(self, completion: Completion, item: OutboxItem, what: str, parse):
         """parse(content) or, metering the call first, the error the caller gets."""
@@ -177,15 +288,25 @@ class RecruitingService:
             raise InvalidArgument(f"file_name must be at most {MAX_FILE_NAME} characters")
         extracted = extract_text(content)
         candidate_id = candidate_id or new_id("cand")
-        completion = self._openai.structured(
-            what="resume parsing",
+        operation_id = self._reserve(
+            category=metering.CV_PARSING,
+            company_id=company_id,
+            job_id=job_id,
+            candidate_id=candidate_id,
             model=self._settings.resume_model,
-            messages=resume_messages(extracted.text),
-            schema_name="resume",
-            schema=RESUME_SCHEMA,
-            remaining=remaining,
+            quantity="1",
         )
-        operation_id = new_id("op")
+        completion = self._call_openai(
+            operation_id,
+            lambda: self._openai.structured(
+                what="resume parsing",
+                model=self._settings.resume_model,
+                messages=resume_messages(extracted.text),
+                schema_name="resume",
+                schema=RESUME_SCHEMA,
+                remaining=remaining,
+            ),
+        )
         request = metering.track_request(
             operation_id=operation_id,
             category=metering.CV_PARSING,
@@ -213,7 +334,7 @@ class RecruitingService:
             operation_id=operation_id,
             created_at=completion.completed_at,
         )
-        self._write(lambda: self._repository.add_resume(resume, item))
+        self._complete(lambda: self._repository.add_resume(resume, item), item)
         return ResumeResult(resume, data, completion.usage)
 
     # -- GenerateInterviewQuestions ------------------------------------------------------------------------
@@ -236,16 +357,26 @@ class RecruitingService:
         if resume is None or resume.company_id != company_id:
             raise NotFound(f"resume_id {resume_id} not found")
         job_id = job_id or resume.job_id
-        completion = self._openai.structured(
-            what="question generation",
-            model=self._settings.questions_model,
-            messages=q.questions_messages(specs, description, ResumeData.from_json(resume.data)),
-            schema_name="interview_questions",
-            schema=q.questions_schema(specs),
-            remaining=remaining,
-        )
-        operation_id = new_id("op")
         requested = sum(spec.count for spec in specs)
+        operation_id = self._reserve(
+            category=metering.QUESTION_GENERATION,
+            company_id=company_id,
+            job_id=job_id,
+            candidate_id=resume.candidate_id,
+            model=self._settings.questions_model,
+            quantity=str(requested),
+        )
+        completion = self._call_openai(
+            operation_id,
+            lambda: self._openai.structured(
+                what="question generation",
+                model=self._settings.questions_model,
+                messages=q.questions_messages(specs, description, ResumeData.from_json(resume.data)),
+                schema_name="interview_questions",
+                schema=q.questions_schema(specs),
+                remaining=remaining,
+            ),
+        )
 
         def request_for(quantity: int):
             return metering.track_request(
@@ -283,7 +414,7 @@ class RecruitingService:
             created_at=completion.completed_at,
         )
         item = self._outbox_item(operation_id, request_for(count))
-        self._write(lambda: self._repository.add_question_set(question_set, item))
+        self._complete(lambda: self._repository.add_question_set(question_set, item), item)
         return QuestionsResult(question_set, result, completion.usage)
 
     # -- StartInterview ------------------------------------------------------------------------------------

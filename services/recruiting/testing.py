@@ -64,6 +64,7 @@ def recruiting_settings(
     max_retries: int = 0,
     timeout_seconds: float = 10.0,
     relay: RelaySettings | None = None,
+    orphan_grace_seconds: float | None = None,
 ) -> Settings:
     return Settings(
         server=server,
@@ -86,4 +87,5 @@ def recruiting_settings(
             track_timeout_seconds=2.0,
             idle_poll_seconds=0.5,
         ),
+        orphan_grace_seconds=orphan_grace_seconds,
     )

@@ -11,16 +11,28 @@ SDK error becomes a domain error with a clear status:
 
 A refusal or a reply that is not what the schema promised is not an SDK error: the completion is returned
 with its usage, so the caller can meter the spent tokens before failing.
+
+Retries are ours, not the SDK's (its max_retries is 0): the same statuses are retried (408, 409, 429, 5xx,
+timeouts, connection errors) with the SDK's backoff (0.5 s doubling, capped at MAX_RETRY_DELAY, Retry-After
+honoured up to that cap), never past the caller's deadline. Doing it here lets every error say whether the call
+MAY HAVE SPENT TOKENS across all its attempts (`may_have_spent`): a request OpenAI never received (connection
+refused, connect timeout) or refused before doing any work (any 4xx, including 429) spent nothing; a timeout
+after the request was sent, a lost reply, a 5xx or a malformed 200 may have. The service bills the former never
+and the latter always (see service.py).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
+import random
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import grpc
+import httpx2
 import openai
 
 from services.common.errors import (
@@ -33,6 +45,13 @@ from services.common.errors import (
 from services.recruiting.domain.usage import TokenCounts, from_chat_usage
 
 log = logging.getLogger("hiremeter.recruiting.openai")
+
+T = TypeVar("T")
+
+INITIAL_RETRY_DELAY = 0.5
+MAX_RETRY_DELAY = 8.0
+RETRY_STATUSES = {408, 409, 429}
+_NEVER_SENT = (httpx2.ConnectError, httpx2.ConnectTimeout)
 
 
 class UpstreamError(DomainError):
@@ -72,6 +91,36 @@ class ClientSecret:
     expires_at: dt.datetime
     session_id: str
     model: str
+
+
+def may_have_spent(error: BaseException) -> bool:
+    """Whether the OpenAI call that ended in `error` may have consumed tokens (True when unsure). Set on the
+    domain errors this module raises; anything else (a bug) is assumed to have spent."""
+    return getattr(error, "openai_may_have_spent", True)
+
+
+def _attempt_may_have_spent(error: Exception) -> bool:
+    """One failed attempt: could OpenAI have done (and billed) work for it?"""
+    if isinstance(error, openai.APIConnectionError):  # includes APITimeoutError
+        cause = error.__cause__
+        return not isinstance(cause, _NEVER_SENT)  # never connected: nothing was sent
+    if isinstance(error, openai.APIStatusError):
+        return error.status_code >= 500  # a 4xx (429 included) is refused before any work
+    return True  # a malformed 200 and the unexpected: assume the tokens were spent
+
+
+def _retry_delay(error: Exception, attempt: int) -> float | None:
+    """Seconds before the next attempt, or None when `error` is not worth retrying."""
+    if isinstance(error, openai.APIStatusError):
+        status = error.status_code
+        if status not in RETRY_STATUSES and status < 500:
+            return None
+        retry_after = _retry_after(error)
+        if retry_after is not None:
+            return retry_after if 0 <= retry_after <= MAX_RETRY_DELAY else None
+    elif not isinstance(error, openai.APIConnectionError):
+        return None  # malformed replies are not retried (the tokens are spent already)
+    return min(INITIAL_RETRY_DELAY * 2**attempt, MAX_RETRY_DELAY) * (1 - 0.25 * random.random())
 
 
 def _retry_after(error: openai.APIStatusError) -> float | None:
@@ -122,17 +171,52 @@ class OpenAIClient:
             base_url=settings.base_url,
             project=settings.project_id or None,
             timeout=settings.timeout_seconds,
-            max_retries=settings.max_retries,
+            max_retries=0,  # ours: see _call
         )
 
     def close(self) -> None:
         self._client.close()
+
+    def max_call_seconds(self) -> float:
+        """The longest one call can take: every attempt timing out, every backoff at its cap."""
+        retries = self.settings.max_retries
+        return self.settings.timeout_seconds * (retries + 1) + MAX_RETRY_DELAY * retries
 
     def _timeout(self, remaining: float | None) -> float:
         timeout = self.settings.timeout_seconds
         if remaining is not None:
             timeout = max(0.5, min(timeout, remaining - 0.2))
         return timeout
+
+    def _call(self, what: str, remaining: float | None, send: Callable[[float], T]) -> T:
+        """send(timeout) with retries; a failure is raised as a domain error carrying may_have_spent."""
+        deadline = time.monotonic() + remaining if remaining is not None else None
+        spent = False
+        attempt = 0
+        while True:
+            left = deadline - time.monotonic() if deadline is not None else None
+            try:
+                return send(self._timeout(left))
+            except (openai.OpenAIError, ValueError) as error:
+                spent = spent or _attempt_may_have_spent(error)
+                delay = _retry_delay(error, attempt)
+                left = deadline - time.monotonic() if deadline is not None else None
+                if (
+                    delay is None
+                    or attempt >= self.settings.max_retries
+                    or (left is not None and left - delay < 1.0)
+                ):
+                    domain = translate(error, what)
+                    domain.openai_may_have_spent = spent
+                    raise domain from error
+                log.info("retrying OpenAI call for %s in %.2f s: %s", what, delay, type(error).__name__)
+                time.sleep(delay)
+                attempt += 1
+
+    def _malformed(self, what: str) -> Unavailable:
+        error = Unavailable(f"OpenAI returned a malformed response for {what}")
+        error.openai_may_have_spent = True  # a 200 was served: its tokens are spent
+        return error
 
     def structured(
         self,
@@ -145,8 +229,10 @@ class OpenAIClient:
         remaining: float | None = None,
     ) -> Completion:
         started = _utcnow()
-        try:
-            response = self._client.chat.completions.create(
+        response = self._call(
+            what,
+            remaining,
+            lambda timeout: self._client.chat.completions.create(
                 model=model,
                 messages=messages,
                 response_format={
@@ -154,10 +240,9 @@ class OpenAIClient:
                     "json_schema": {"name": schema_name, "schema": schema, "strict": True},
                 },
                 temperature=0.2,
-                timeout=self._timeout(remaining),
-            )
-        except (openai.OpenAIError, ValueError) as error:
-            raise translate(error, what) from error
+                timeout=timeout,
+            ),
+        )
         completed = _utcnow()
         try:
             choice = response.choices[0]
@@ -172,20 +257,21 @@ class OpenAIClient:
                 completed_at=completed,
             )
         except (AttributeError, IndexError, TypeError) as error:
-            raise Unavailable(f"OpenAI returned a malformed response for {what}") from error
+            raise self._malformed(what) from error
 
     def create_client_secret(
         self, *, model: str, instructions: str, ttl_seconds: int, remaining: float | None = None
     ) -> ClientSecret:
         what = "the interview session"
-        try:
-            secret = self._client.realtime.client_secrets.create(
+        secret = self._call(
+            what,
+            remaining,
+            lambda timeout: self._client.realtime.client_secrets.create(
                 expires_after={"anchor": "created_at", "seconds": ttl_seconds},
                 session={"type": "realtime", "model": model, "instructions": instructions},
-                timeout=self._timeout(remaining),
-            )
-        except (openai.OpenAIError, ValueError) as error:
-            raise translate(error, what) from error
+                timeout=timeout,
+            ),
+        )
         session = secret.session
         session_id = getattr(session, "id", None) or ""
         if not secret.value or not session_id:

@@ -9,7 +9,19 @@
   The row that failed gets the same schedule on its own (attempts, next_attempt_at, last_error).
 - Poison: ALREADY_EXISTS (the same operation_id with a different payload) and INVALID_ARGUMENT can never succeed
   on retry; the row is marked poisoned with last_error, logged at ERROR, and skipped from then on.
-- Metrics: outbox_pending and outbox_oldest_pending_seconds, refreshed every pass.
+- Orphans: a reservation (written before OpenAI was called) still reserved past its release time
+  (reserved_at + RECRUITING_ORPHAN_GRACE_SECONDS) is an operation whose outcome was lost (the process died, or
+  the result could not be stored and this process restarted). The relay releases it as a TrackRequest WITHOUT
+  usage, completed_time = its release time (so the window is fixed, the payload identical on every retry, and
+  covers the call's longest possible life): the tracker then bills it from OpenAI's usage API for that window,
+  or its flagged fallback. The release is a conditional update, so a late completion by the service can never
+  bill it a second time.
+- Settlements: when the service could not record an outcome (the database was away when OpenAI answered), it
+  hands it to settle_later(); each pass first writes those (completing the reservation with its exact usage,
+  or abandoning it), so an outage costs no precision. They live in memory: if the process dies first, the
+  reservation is released as an orphan after its grace instead.
+- Metrics: outbox_pending (ready rows + reservations past their grace) and outbox_oldest_pending_seconds,
+  outbox_reserved (calls in flight), outbox_settlements_waiting, refreshed every pass.
 """
 
 from __future__ import annotations
@@ -18,20 +30,36 @@ import datetime as dt
 import logging
 import random
 import threading
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import grpc
+import sqlalchemy.exc
 from hiremeter.usage.v1 import usage_tracker_pb2
 from prometheus_client import Counter, Gauge
 
-from services.recruiting.storage.repository import PendingRow, SqlRepository
+from services.recruiting.storage.repository import RESERVED, OutboxItem, PendingRow, SqlRepository
 
 log = logging.getLogger("hiremeter.recruiting.outbox")
 
-OUTBOX_PENDING = Gauge("outbox_pending", "Outbox rows not yet acknowledged by the usage tracker")
+OUTBOX_PENDING = Gauge(
+    "outbox_pending",
+    "Outbox rows owed to the usage tracker: ready rows and reservations past their grace (orphans)",
+)
 OUTBOX_OLDEST_PENDING_SECONDS = Gauge(
-    "outbox_oldest_pending_seconds", "Age of the oldest outbox row not yet acknowledged (0 when none)"
+    "outbox_oldest_pending_seconds", "Age of the oldest outbox row owed to the usage tracker (0 when none)"
+)
+OUTBOX_RESERVED = Gauge("outbox_reserved", "Reservations within their grace: OpenAI calls in flight")
+OUTBOX_SETTLEMENTS_WAITING = Gauge(
+    "outbox_settlements_waiting", "Outcomes the service could not record, waiting in memory for the database"
+)
+OUTBOX_ORPHANS = Counter(
+    "outbox_orphans_released_total",
+    "Reservations whose outcome was lost, released to be billed without usage",
+)
+OUTBOX_ABANDONED = Counter(
+    "outbox_abandoned_total", "Reservations abandoned: the OpenAI call did no work, nothing is billed"
 )
 OUTBOX_SENT = Counter("outbox_sent_total", "Outbox rows acknowledged by the usage tracker", ["duplicate"])
 OUTBOX_FAILURES = Counter("outbox_send_failures_total", "Failed deliveries of outbox rows", ["code"])
@@ -58,6 +86,28 @@ class RelayStats:
     failures: int = 0
     poisoned: int = 0
     database_errors: int = 0
+    orphans: int = 0
+
+
+MAX_SETTLEMENTS = 10_000  # beyond this the oldest are dropped: their reservations are released as orphans
+
+
+@dataclass(frozen=True)
+class Settlement:
+    """An outcome the service could not write: complete the reservation with `item`, or abandon it."""
+
+    operation_id: str
+    item: OutboxItem | None = None  # the exact TrackRequest; None: abandon
+    reason: str = ""
+
+
+def orphan_request(payload: bytes, released_at: dt.datetime) -> bytes:
+    """A reservation's TrackRequest completed without usage: completed_time = its release time."""
+    request = usage_tracker_pb2.TrackRequest.FromString(payload)
+    request.ClearField("usage")
+    started = request.started_time.ToDatetime(tzinfo=dt.UTC)
+    request.completed_time.FromDatetime(max(started, released_at))
+    return request.SerializeToString(deterministic=True)
 
 
 def backoff_delay(failures: int, base: float, cap: float, rng: Callable[[], float] = random.random) -> float:
@@ -86,6 +136,8 @@ class OutboxRelay:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._failed_passes = 0
+        self._settlements: deque[Settlement] = deque()
+        self._settlements_lock = threading.Lock()
         self.stats = RelayStats()
 
     # -- lifecycle -----------------------------------------------------------------------------------------
@@ -102,6 +154,23 @@ class OutboxRelay:
     def notify(self) -> None:
         """A row was committed: deliver it now (unless the relay is backing off from a failure)."""
         self._wake.set()
+
+    def settle_later(self, settlement: Settlement) -> None:
+        """An outcome the service could not write (database away); written at the start of each pass."""
+        with self._settlements_lock:
+            if len(self._settlements) >= MAX_SETTLEMENTS:
+                dropped = self._settlements.popleft()
+                log.error(
+                    "too many unwritten outcomes; the oldest will be billed as an orphan after its grace",
+                    extra={"operation_id": dropped.operation_id},
+                )
+            self._settlements.append(settlement)
+            OUTBOX_SETTLEMENTS_WAITING.set(len(self._settlements))
+        self._wake.set()
+
+    def settlements_waiting(self) -> int:
+        with self._settlements_lock:
+            return len(self._settlements)
 
     # -- the loop ------------------------------------------------------------------------------------------
     def _run(self) -> None:
@@ -141,13 +210,58 @@ class OutboxRelay:
         seconds = (next_due - self._clock()).total_seconds()
         return min(self._settings.idle_poll_seconds, max(0.0, seconds))
 
+    def _settle(self) -> None:
+        """Writes the outcomes waiting in memory; raises (leaving the rest queued) while the database is away."""
+        while True:
+            with self._settlements_lock:
+                if not self._settlements:
+                    break
+                settlement = self._settlements[0]
+            try:
+                if settlement.item is not None:
+                    if not self._repository.complete_reserved(settlement.item):
+                        log.warning(
+                            "an outcome written late found its reservation already released or abandoned",
+                            extra={"operation_id": settlement.operation_id},
+                        )
+                elif self._repository.abandon(settlement.operation_id, reason=settlement.reason):
+                    OUTBOX_ABANDONED.inc()
+            except sqlalchemy.exc.OperationalError:
+                raise  # the database is away: the pass backs off, the settlement waits
+            except Exception:  # noqa: BLE001 - never let one bad settlement block the others
+                log.exception(
+                    "an outcome could not be written; its reservation is released as an orphan after its grace",
+                    extra={"operation_id": settlement.operation_id},
+                )
+            with self._settlements_lock:
+                if self._settlements and self._settlements[0] is settlement:
+                    self._settlements.popleft()
+                OUTBOX_SETTLEMENTS_WAITING.set(len(self._settlements))
+
+    def _release(self, row: PendingRow) -> PendingRow | None:
+        """A reservation past its grace becomes an orphan: its TrackRequest without usage, ready to send."""
+        payload = orphan_request(row.payload, row.next_attempt_at or self._clock())
+        if not self._repository.release_orphan(row.id, payload, self._clock()):
+            return None  # completed or abandoned meanwhile; a ready row is picked up by the next query
+        self.stats.orphans += 1
+        OUTBOX_ORPHANS.inc()
+        log.warning(
+            "an operation's outcome was lost; it is billed without usage (usage API or fallback)",
+            extra={"operation_id": row.operation_id},
+        )
+        return PendingRow(row.id, row.operation_id, payload, row.attempts, row.created_at)
+
     def run_once(self) -> bool:
         """One pass: deliver every due row. False when the tracker seems away (the caller backs off)."""
+        self._settle()
         while not self._stop.is_set():
             rows = self._repository.due(self._clock(), self._settings.batch_size)
             if not rows:
                 break
-            for row in rows:
+            for due in rows:
+                row = self._release(due) if due.state == RESERVED else due
+                if row is None:
+                    continue
                 if self._stop.is_set() or not self._deliver(row):
                     self._refresh_metrics()
                     return False
@@ -189,7 +303,9 @@ class OutboxRelay:
         return True
 
     def _refresh_metrics(self) -> None:
-        count, oldest = self._repository.pending_stats()
+        now = self._clock()
+        count, oldest = self._repository.pending_stats(now)
         OUTBOX_PENDING.set(count)
-        age = (self._clock() - oldest).total_seconds() if oldest else 0.0
+        age = (now - oldest).total_seconds() if oldest else 0.0
         OUTBOX_OLDEST_PENDING_SECONDS.set(max(0.0, age))
+        OUTBOX_RESERVED.set(self._repository.reserved_stats(now)[0])

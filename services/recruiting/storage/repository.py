@@ -2,6 +2,19 @@
 
 The interface is what the service layer and the relay need; SqlRepository implements it on SQLAlchemy Core
 for SQLite and PostgreSQL alike.
+
+An outbox row's life (states in tables.py):
+
+    reserve()                       -> reserved   before OpenAI is called; release time = now + grace
+    add_resume / add_question_set /
+    add_outbox / complete_reserved  reserved -> ready      the exact TrackRequest, with the result if any
+    abandon()                       reserved -> abandoned  OpenAI never did any work: never billed
+    release_orphan() (the relay)    reserved -> ready      past its release time: billed without usage
+    mark_sent / mark_poisoned       ready -> sent | poisoned
+
+Every transition out of reserved is a conditional UPDATE ... WHERE state = 'reserved', so exactly one of
+"completed with usage", "abandoned" and "released as an orphan" wins, on both backends, and the operation_id
+never changes: Track's idempotency does the rest.
 """
 
 from __future__ import annotations
@@ -16,6 +29,8 @@ from sqlalchemy.engine import Engine
 from services.recruiting.storage.tables import interviews, outbox, question_sets, resumes
 
 STARTED, COMPLETED = "started", "completed"
+
+RESERVED, READY, SENT, ABANDONED, POISONED = "reserved", "ready", "sent", "abandoned", "poisoned"
 
 
 @dataclass(frozen=True)
@@ -34,6 +49,8 @@ class PendingRow:
     payload: bytes
     attempts: int
     created_at: dt.datetime
+    state: str = READY
+    next_attempt_at: dt.datetime | None = None  # for a reserved row: when it became an orphan
 
 
 @dataclass(frozen=True)
@@ -84,16 +101,19 @@ class StoredInterview:
 
 
 class Repository(Protocol):
-    def add_resume(self, resume: StoredResume, item: OutboxItem) -> None: ...
+    def reserve(self, item: OutboxItem, *, release_at: dt.datetime) -> None: ...
+    def abandon(self, operation_id: str, *, reason: str) -> bool: ...
+    def note(self, operation_id: str, *, reason: str) -> None: ...
+    def add_resume(self, resume: StoredResume, item: OutboxItem) -> bool: ...
     def get_resume(self, resume_id: str) -> StoredResume | None: ...
-    def add_question_set(self, question_set: StoredQuestionSet, item: OutboxItem) -> None: ...
+    def add_question_set(self, question_set: StoredQuestionSet, item: OutboxItem) -> bool: ...
     def get_question_set(self, question_set_id: str) -> StoredQuestionSet | None: ...
     def add_interview(self, interview: StoredInterview) -> None: ...
     def get_interview(self, interview_id: str) -> StoredInterview | None: ...
     def complete_interview(
         self, interview_id: str, *, ended_at: dt.datetime, duration_minutes: str, usage: str, item: OutboxItem
     ) -> bool: ...
-    def add_outbox(self, item: OutboxItem) -> None: ...
+    def add_outbox(self, item: OutboxItem) -> bool: ...
 
 
 def _outbox_values(item: OutboxItem) -> dict:
@@ -104,28 +124,80 @@ def _outbox_values(item: OutboxItem) -> dict:
         "next_attempt_at": item.created_at,
         "attempts": 0,
         "last_error": "",
+        "state": READY,
     }
+
+
+def _complete(connection: sa.Connection, item: OutboxItem) -> bool:
+    """The operation's reservation becomes its exact TrackRequest (ready to send). Without a reservation (a
+    caller that did not reserve) the row is inserted ready. False when the reservation had already been
+    released as an orphan or abandoned: the row is left alone (it is billed, or known to cost nothing, once)."""
+    result = connection.execute(
+        outbox.update()
+        .where(outbox.c.operation_id == item.operation_id, outbox.c.state == RESERVED)
+        .values(payload=item.payload, state=READY, next_attempt_at=item.created_at, last_error="")
+    )
+    if result.rowcount == 1:
+        return True
+    exists = connection.execute(
+        sa.select(outbox.c.id).where(outbox.c.operation_id == item.operation_id)
+    ).first()
+    if exists is not None:
+        return False
+    connection.execute(outbox.insert().values(**_outbox_values(item)))
+    return True
 
 
 class SqlRepository:
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
 
+    # -- reservations --------------------------------------------------------------------------------------
+    def reserve(self, item: OutboxItem, *, release_at: dt.datetime) -> None:
+        """The intent, durably, before OpenAI is called. Raises when the database is away."""
+        values = _outbox_values(item) | {"state": RESERVED, "next_attempt_at": release_at}
+        with self._engine.begin() as connection:
+            connection.execute(outbox.insert().values(**values))
+
+    def abandon(self, operation_id: str, *, reason: str) -> bool:
+        """reserved -> abandoned: the call spent nothing. False when the row had already left reserved."""
+        with self._engine.begin() as connection:
+            result = connection.execute(
+                outbox.update()
+                .where(outbox.c.operation_id == operation_id, outbox.c.state == RESERVED)
+                .values(state=ABANDONED, last_error=reason[:512])
+            )
+        return result.rowcount == 1
+
+    def note(self, operation_id: str, *, reason: str) -> None:
+        """Why a reservation stays reserved (an OpenAI failure that may have spent tokens), for operators."""
+        with self._engine.begin() as connection:
+            connection.execute(
+                outbox.update()
+                .where(outbox.c.operation_id == operation_id, outbox.c.state == RESERVED)
+                .values(last_error=reason[:512])
+            )
+
+    def complete_reserved(self, item: OutboxItem) -> bool:
+        """The relay's retry of a completion the service could not commit (the result itself is gone)."""
+        with self._engine.begin() as connection:
+            return _complete(connection, item)
+
     # -- results -------------------------------------------------------------------------------------------
-    def add_resume(self, resume: StoredResume, item: OutboxItem) -> None:
+    def add_resume(self, resume: StoredResume, item: OutboxItem) -> bool:
         with self._engine.begin() as connection:
             connection.execute(resumes.insert().values(**vars(resume)))
-            connection.execute(outbox.insert().values(**_outbox_values(item)))
+            return _complete(connection, item)
 
     def get_resume(self, resume_id: str) -> StoredResume | None:
         with self._engine.connect() as connection:
             row = connection.execute(resumes.select().where(resumes.c.resume_id == resume_id)).first()
         return StoredResume(**row._mapping) if row else None
 
-    def add_question_set(self, question_set: StoredQuestionSet, item: OutboxItem) -> None:
+    def add_question_set(self, question_set: StoredQuestionSet, item: OutboxItem) -> bool:
         with self._engine.begin() as connection:
             connection.execute(question_sets.insert().values(**vars(question_set)))
-            connection.execute(outbox.insert().values(**_outbox_values(item)))
+            return _complete(connection, item)
 
     def get_question_set(self, question_set_id: str) -> StoredQuestionSet | None:
         with self._engine.connect() as connection:
@@ -167,30 +239,44 @@ class SqlRepository:
             connection.execute(outbox.insert().values(**_outbox_values(item)))
             return True
 
-    def add_outbox(self, item: OutboxItem) -> None:
-        """An operation metered without a stored result (tokens spent on a reply that failed validation)."""
+    def add_outbox(self, item: OutboxItem) -> bool:
+        """An operation metered without a stored result (tokens spent on a reply that failed validation):
+        its reservation completed, or a ready row inserted when there was none."""
         with self._engine.begin() as connection:
-            connection.execute(outbox.insert().values(**_outbox_values(item)))
+            return _complete(connection, item)
 
     # -- the relay's side ----------------------------------------------------------------------------------
     def due(self, now: dt.datetime, limit: int) -> list[PendingRow]:
+        """Ready rows due for a (re)try, and reservations past their release time (orphans to release)."""
         query = (
             sa.select(
-                outbox.c.id, outbox.c.operation_id, outbox.c.payload, outbox.c.attempts, outbox.c.created_at
+                outbox.c.id,
+                outbox.c.operation_id,
+                outbox.c.payload,
+                outbox.c.attempts,
+                outbox.c.created_at,
+                outbox.c.state,
+                outbox.c.next_attempt_at,
             )
-            .where(
-                outbox.c.sent_at.is_(None), outbox.c.poisoned_at.is_(None), outbox.c.next_attempt_at <= now
-            )
+            .where(outbox.c.state.in_((READY, RESERVED)), outbox.c.next_attempt_at <= now)
             .order_by(outbox.c.next_attempt_at, outbox.c.id)
             .limit(limit)
         )
         with self._engine.connect() as connection:
             return [PendingRow(**row._mapping) for row in connection.execute(query)]
 
+    def release_orphan(self, row_id: int, payload: bytes, now: dt.datetime) -> bool:
+        """reserved -> ready without usage. False when the service completed (or abandoned) it meanwhile."""
+        with self._engine.begin() as connection:
+            result = connection.execute(
+                outbox.update()
+                .where(outbox.c.id == row_id, outbox.c.state == RESERVED)
+                .values(payload=payload, state=READY, orphaned_at=now, next_attempt_at=now)
+            )
+        return result.rowcount == 1
+
     def next_due_at(self) -> dt.datetime | None:
-        query = sa.select(sa.func.min(outbox.c.next_attempt_at)).where(
-            outbox.c.sent_at.is_(None), outbox.c.poisoned_at.is_(None)
-        )
+        query = sa.select(sa.func.min(outbox.c.next_attempt_at)).where(outbox.c.state.in_((READY, RESERVED)))
         with self._engine.connect() as connection:
             value = connection.execute(query).scalar()
         return (
@@ -202,7 +288,7 @@ class SqlRepository:
             connection.execute(
                 outbox.update()
                 .where(outbox.c.id == row_id)
-                .values(sent_at=now, attempts=outbox.c.attempts + 1, last_error="")
+                .values(state=SENT, sent_at=now, attempts=outbox.c.attempts + 1, last_error="")
             )
 
     def mark_failed(self, row_id: int, *, next_attempt_at: dt.datetime, error: str) -> None:
@@ -220,14 +306,28 @@ class SqlRepository:
             connection.execute(
                 outbox.update()
                 .where(outbox.c.id == row_id)
-                .values(attempts=outbox.c.attempts + 1, poisoned_at=now, last_error=error[:512])
+                .values(
+                    state=POISONED, attempts=outbox.c.attempts + 1, poisoned_at=now, last_error=error[:512]
+                )
             )
 
-    def pending_stats(self) -> tuple[int, dt.datetime | None]:
-        """Rows still to deliver (poisoned rows excluded) and the creation time of the oldest."""
-        query = sa.select(sa.func.count(), sa.func.min(outbox.c.created_at)).where(
-            outbox.c.sent_at.is_(None), outbox.c.poisoned_at.is_(None)
+    def pending_stats(self, now: dt.datetime | None = None) -> tuple[int, dt.datetime | None]:
+        """Rows owed to the tracker and the creation time of the oldest: ready rows, and reservations past
+        their release time (orphans the relay has yet to release). Reservations within their grace are calls
+        in flight (reserved_stats), abandoned and poisoned rows are owed nothing."""
+        now = now or dt.datetime.now(dt.UTC)
+        owed = sa.or_(
+            outbox.c.state == READY, sa.and_(outbox.c.state == RESERVED, outbox.c.next_attempt_at <= now)
         )
+        return self._count_and_oldest(owed)
+
+    def reserved_stats(self, now: dt.datetime | None = None) -> tuple[int, dt.datetime | None]:
+        """Reservations still within their grace (OpenAI calls in flight, or outcomes not yet recorded)."""
+        now = now or dt.datetime.now(dt.UTC)
+        return self._count_and_oldest(sa.and_(outbox.c.state == RESERVED, outbox.c.next_attempt_at > now))
+
+    def _count_and_oldest(self, condition) -> tuple[int, dt.datetime | None]:
+        query = sa.select(sa.func.count(), sa.func.min(outbox.c.created_at)).where(condition)
         with self._engine.connect() as connection:
             count, oldest = connection.execute(query).one()
         if oldest is not None:

@@ -1,8 +1,14 @@
 """Tables of the recruiting database.
 
-outbox holds each operation's TrackRequest, written in the same transaction as the operation's result;
-the relay sends pending rows to UsageTracker.Track and marks them sent once acknowledged (poisoned_at marks a
-row the tracker refused for good: it is kept, with last_error, and no longer retried).
+outbox holds each operation's TrackRequest. Its state (see storage/repository.py for the transitions):
+  reserved   written BEFORE OpenAI is called: the intent (operation_id, category, company/job/candidate, the
+             model requested, started_time, project), no usage yet; next_attempt_at is when it becomes an
+             orphan (reserved_at + grace) if nobody records its outcome
+  ready      the exact TrackRequest (usage, completed_time, quantity), written in the same transaction as the
+             operation's result; or an orphan released by the relay without usage (orphaned_at set)
+  sent       acknowledged by UsageTracker.Track (sent_at)
+  abandoned  the call never reached OpenAI or was refused before any work: nothing to bill, kept for audit
+  poisoned   refused for good by the tracker: kept, with last_error, and no longer retried (poisoned_at)
 resumes, question_sets and interviews are the operations' results; the structured parts are JSON text
 (their shape is the domain's), the columns are what is looked up or filtered on.
 """
@@ -36,8 +42,12 @@ outbox = sa.Table(
     sa.Column("last_error", sa.String(512), nullable=False, server_default=""),
     sa.Column("sent_at", UTCDateTime(), nullable=True),
     sa.Column("poisoned_at", UTCDateTime(), nullable=True),
+    sa.Column("state", sa.String(16), nullable=False, server_default="ready"),
+    # When the relay released a reservation whose outcome was lost, to be billed without usage.
+    sa.Column("orphaned_at", UTCDateTime(), nullable=True),
 )
 sa.Index("ix_outbox_pending", outbox.c.sent_at, outbox.c.next_attempt_at)
+sa.Index("ix_outbox_state", outbox.c.state, outbox.c.next_attempt_at)
 
 resumes = sa.Table(
     "resumes",

@@ -60,14 +60,36 @@ def stub(recruiting):
 
 @pytest.fixture
 def outbox_rows(recruiting_database_url, engine_for):
+    """The TrackRequests recruiting completed (ready or sent): reservations and abandoned rows left out."""
     engine = engine_for(recruiting_database_url)
 
     def rows() -> list[usage_tracker_pb2.TrackRequest]:
         with engine.connect() as connection:
-            payloads = connection.execute(sa.select(outbox.c.payload).order_by(outbox.c.id)).scalars().all()
+            payloads = (
+                connection.execute(
+                    sa.select(outbox.c.payload)
+                    .where(outbox.c.state.in_(("ready", "sent")))
+                    .order_by(outbox.c.id)
+                )
+                .scalars()
+                .all()
+            )
         return [usage_tracker_pb2.TrackRequest.FromString(p) for p in payloads]
 
     return rows
+
+
+@pytest.fixture
+def outbox_states(recruiting_database_url, engine_for):
+    """Every outbox row as (state, last_error), in order."""
+    engine = engine_for(recruiting_database_url)
+
+    def states() -> list[tuple[str, str]]:
+        with engine.connect() as connection:
+            query = sa.select(outbox.c.state, outbox.c.last_error).order_by(outbox.c.id)
+            return [tuple(row) for row in connection.execute(query)]
+
+    return states
 
 
 def code_of(call) -> tuple[grpc.StatusCode, str]:

@@ -97,14 +97,14 @@ def test_a_missing_candidate_id_is_generated(stub):
     ],
 )
 def test_bad_input_is_invalid_argument_naming_the_field_and_writes_nothing(
-    stub, sim, outbox_rows, fields, message
+    stub, sim, outbox_states, fields, message
 ):
     fields = dict(fields)
     content = fields.pop("content", TEXT_CV)
     code, details = code_of(lambda: parse(stub, content, **fields))
     assert code == grpc.StatusCode.INVALID_ARGUMENT
     assert message in details
-    assert outbox_rows() == []
+    assert outbox_states() == []  # not even a reservation: validation comes first
     assert sim.requests() == []
 
 
@@ -118,13 +118,16 @@ def test_a_refusal_is_failed_precondition_and_still_metered(stub, sim, outbox_ro
     assert track.operation_id in details
 
 
-def test_rate_limit_is_resource_exhausted_with_retry_after(stub, sim, outbox_rows):
+def test_rate_limit_is_resource_exhausted_with_retry_after(stub, sim, outbox_rows, outbox_states):
     sim.set_fault("chat", "rate_limit", retry_after=7)
     with pytest.raises(grpc.RpcError) as info:
         parse(stub)
     assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
     assert ("retry-after", "7") in tuple(info.value.trailing_metadata())
     assert outbox_rows() == []
+    # A 429 did no work: the reservation is abandoned, never billed.
+    [(state, error)] = outbox_states()
+    assert state == "abandoned" and "RESOURCE_EXHAUSTED" in error
 
 
 @pytest.mark.parametrize(
@@ -134,14 +137,18 @@ def test_rate_limit_is_resource_exhausted_with_retry_after(stub, sim, outbox_row
         ("malformed", {}, grpc.StatusCode.UNAVAILABLE),
     ],
 )
-def test_openai_failures_map_to_clear_statuses(stub, sim, outbox_rows, mode, params, expected):
+def test_openai_failures_map_to_clear_statuses(stub, sim, outbox_rows, outbox_states, mode, params, expected):
     sim.set_fault("chat", mode, **params)
     assert code_of(lambda: parse(stub))[0] == expected
     assert outbox_rows() == []
+    # A 5xx or a malformed 200 may have spent tokens: the reservation stays, billed without usage after its
+    # grace (tests/integration/recruiting/test_recruiting_reservations.py).
+    [(state, error)] = outbox_states()
+    assert state == "reserved" and "UNAVAILABLE" in error
 
 
 def test_a_slow_openai_is_deadline_exceeded(
-    server_settings, recruiting_database_url, tracker, sim, outbox_rows
+    server_settings, recruiting_database_url, tracker, sim, outbox_rows, outbox_states
 ):
     settings = recruiting_settings(
         server_settings,
@@ -159,6 +166,8 @@ def test_a_slow_openai_is_deadline_exceeded(
         assert code == grpc.StatusCode.DEADLINE_EXCEEDED
         assert "in time" in details
         assert outbox_rows() == []
+        [(state, error)] = outbox_states()  # the request was sent: it may have spent tokens
+        assert state == "reserved" and "DEADLINE_EXCEEDED" in error
     finally:
         channel.close()
         running.stop()
