@@ -161,7 +161,10 @@
     const days = daily.days;
     const totals = days.map((d) => Math.max(0, ...[Number(d.total_cost)]));
     const peak = Math.max(...totals, 0);
-    const top = niceCeiling(peak);
+    const ticks = 4;
+    const step = niceStep(peak / ticks);
+    const top = step * ticks;
+    const decimals = step > 0 ? Math.max(0, -Math.floor(Math.log10(step))) : 0;
     const root = svg("svg", { viewBox: "0 0 " + width + " " + height, width: width, height: height, role: "img", "aria-labelledby": "chart-desc" });
     const desc = svg("title", { id: "chart-desc" }, root);
     const busiest = days.reduce((best, d) => (Number(d.total_cost) > Number(best.total_cost) ? d : best), days[0]);
@@ -170,12 +173,11 @@
       money(daily.total_cost) + (peak > 0 ? "; highest " + money(busiest.total_cost) + " on " + dayLabel(busiest.date) : "; no usage") + ".";
     const plotW = width - pad.left - pad.right;
     const plotH = height - pad.top - pad.bottom;
-    const ticks = 4;
     for (let i = 0; i <= ticks; i++) {
       const y = pad.top + plotH - (plotH * i) / ticks;
       svg("line", { x1: pad.left, x2: width - pad.right, y1: y, y2: y, class: "grid" }, root);
       const label = svg("text", { x: pad.left - 6, y: y + 4, class: "axis", "text-anchor": "end" }, root);
-      label.textContent = top ? "$" + formatTick((top * i) / ticks) : i === 0 ? "$0" : "";
+      label.textContent = top ? "$" + (step * i).toFixed(decimals) : i === 0 ? "$0" : "";
     }
     const slot = plotW / Math.max(days.length, 1);
     const barW = Math.max(2, Math.min(28, slot * 0.7));
@@ -203,13 +205,13 @@
     host.appendChild(root);
   }
 
-  function niceCeiling(value) {
+  // The smallest 1, 2 or 5 times a power of ten that is at least `value`: axis steps a reader can add up.
+  function niceStep(value) {
     if (!(value > 0)) return 0;
     const magnitude = Math.pow(10, Math.floor(Math.log10(value)));
-    for (const step of [1, 2, 2.5, 5, 10]) if (step * magnitude >= value) return step * magnitude;
+    for (const multiple of [1, 2, 5, 10]) if (multiple * magnitude >= value) return multiple * magnitude;
     return 10 * magnitude;
   }
-  const formatTick = (value) => (value >= 10 ? value.toFixed(0) : value >= 1 ? value.toFixed(1) : value.toPrecision(2));
 
   function badge(source) {
     const [label, description] = SOURCE_BADGES[source] || [source, ""];
