@@ -513,11 +513,18 @@ class Tracker:
         return report
 
     def _true_up(self, day: dt.date, records: list[Record], now: dt.datetime, dry_run: bool) -> list[Record]:
-        """Adjustments for the day's provisional (fallback) records whose windows have settled usage."""
+        """Adjustments for the day's provisional (fallback) records whose windows have settled usage.
+
+        Records of the same (window, price family, project) share that window's unattributed remainder the
+        way tracking shares it (domain/attribution.py, rule 4): the first of k provisional records takes
+        1/k of what is left, the next 1/(k-1) of what is then left, the last the rest, each claim under the
+        attribution lock with the held tokens re-read. Together they are billed exactly the priced
+        remainder, never more than the API reports; adjusted records hold their tokens, so a re-run
+        finds nothing left to write."""
         adjusted = {record.adjusts_record_id for record in records if record.kind == "adjustment"}
         settled_before = now - dt.timedelta(seconds=self._config.reconcile_settle_seconds)
         blocks: dict[dt.datetime, list[ReportedUsage]] = {}
-        written: list[Record] = []
+        groups: dict[tuple, list[tuple[Record, PriceVersion]]] = {}
         for record in records:
             if (
                 record.kind != "record"
@@ -531,37 +538,47 @@ class Tracker:
             if price is None:
                 continue  # an unknown model cannot be trued up from tokens; it stays provisional
             window = Window.covering(record.started_at, record.completed_at)
+            groups.setdefault((window, price.model, record.openai_project_id), []).append((record, version))
+
+        written: list[Record] = []
+        for (window, family, project), members in groups.items():
             results = self._window_usage(window, blocks, now)
             if results is None:
                 continue
-            reported = reported_in(
-                results, window, price.model, _family_in(version), record.openai_project_id
-            )
+            # Dry runs write nothing, so what earlier members of the group would hold is counted here.
+            pending_held = TokenClasses()
+            for position, (record, version) in enumerate(members):
+                reported = reported_in(results, window, family, _family_in(version), project)
+                claimants = len(members) - position
 
-            def build(held: TokenClasses, record=record, version=version, reported=reported) -> Record | None:
-                tokens = claim(reported, held, 1)
-                if not tokens.total():
-                    return None
-                priced = price_usage(version, record.model, tokens.usage(), SOURCE_RECONCILIATION)
-                if isinstance(priced, str):
-                    return None
-                return self._adjustment(day, record, priced, now)
+                def build(
+                    held: TokenClasses,
+                    record=record,
+                    version=version,
+                    reported=reported,
+                    claimants=claimants,
+                ) -> Record | None:
+                    tokens = claim(reported, held, claimants)
+                    if not tokens.total():
+                        return None
+                    priced = price_usage(version, record.model, tokens.usage(), SOURCE_RECONCILIATION)
+                    if isinstance(priced, str):
+                        return None
+                    return self._adjustment(day, record, priced, now)
 
-            if dry_run:
-                held = self._repository.held_tokens(window, price.model, record.openai_project_id)
-                adjustment = build(held)
-            else:
-                adjustment, _ = self._repository.append_attributed(
-                    f"adj:{day.isoformat()}:{record.record_id}",
-                    window,
-                    price.model,
-                    record.openai_project_id,
-                    build,
-                )
-            if adjustment is not None:
-                written.append(adjustment)
-                if not dry_run:
-                    metrics.RECORDS.labels(SOURCE_RECONCILIATION, "adjustment").inc()
+                if dry_run:
+                    held = self._repository.held_tokens(window, family, project).plus(pending_held)
+                    adjustment = build(held)
+                    if adjustment is not None:
+                        pending_held = pending_held.plus(adjustment.usage.classes())
+                else:
+                    adjustment, _ = self._repository.append_attributed(
+                        f"adj:{day.isoformat()}:{record.record_id}", window, family, project, build
+                    )
+                if adjustment is not None:
+                    written.append(adjustment)
+                    if not dry_run:
+                        metrics.RECORDS.labels(SOURCE_RECONCILIATION, "adjustment").inc()
         return written
 
     def _version_for(self, record: Record) -> PriceVersion | None:

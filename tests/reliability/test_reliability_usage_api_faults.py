@@ -230,15 +230,6 @@ def _track(tracker, operation_id: str, started: dt.datetime, minutes: int) -> us
     return tracker.Track(request, timeout=20).record
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "defect in services/usage_tracker/tracker.py Tracker._true_up: each fallback record claims the whole "
-        "unattributed remainder of its window (claim(..., pending_claimants=1)), so the first record of a "
-        "shared window is trued up to every operation's tokens while the others stay provisional and keep "
-        "their fallback charge on top (billed 1.957 for a true cost of 0.832)"
-    ),
-)
 def test_reconciliation_trues_up_every_fallback_record_of_a_shared_window(make_suite, figures):
     """Two 3-minute interviews in the same minutes fall back while the usage API fails; once it reports
     both interviews' tokens, reconciliation must bill exactly those tokens for the pair: each record trued

@@ -113,6 +113,59 @@ def test_reconcile_reports_drift_and_trues_up_fallback_once(tracker_for, sim):
     assert len(rollups) == 1 and rollups[0]["adjustments"] == 1 and rollups[0]["operations"] == 0
 
 
+def test_reconcile_shares_a_window_among_its_fallback_records_exactly(tracker_for, sim):
+    """Three CV parses of the same minute fall back while the usage API fails; once the API reports their
+    tokens (not divisible by three), reconciliation trues up each record to its share, and the three are
+    billed together exactly the priced reported tokens: 1/3, then 1/2 of the rest, then the rest."""
+    _, minute = _times()
+    day = minute.date()
+    tracker = tracker_for(sim, breaker_failures=100)
+    sim.set_fault("usage", "error")
+    records = [
+        tracker.stub.Track(
+            track_request(
+                f"shared-{n}",
+                started=minute + dt.timedelta(seconds=5),
+                completed=minute + dt.timedelta(seconds=50),
+            )
+        ).record
+        for n in range(3)
+    ]
+    sim.clear_faults()
+    assert [(r.source, r.base_cost) for r in records] == [(pb.SOURCE_FALLBACK, "0.5")] * 3
+    sim.inject_usage(
+        model="gpt-4o-2024-08-06",
+        time=int(minute.timestamp()) + 20,
+        input_text_tokens=2001,
+        output_text_tokens=101,
+    )
+    # gpt-4o: 2001 x 2.50 + 101 x 10.00 per million = 0.0060125; 25% margin on top.
+    priced = Decimal("0.0060125")
+
+    dry = tracker.stub.Reconcile(pb.ReconcileRequest(date=day.isoformat(), dry_run=True)).report
+    report = tracker.stub.Reconcile(pb.ReconcileRequest(date=day.isoformat())).report
+    adjustments = list(report.adjustments)
+    assert sorted(a.adjusts_record_id for a in adjustments) == sorted(r.record_id for r in records)
+    assert [(a.usage.input_tokens, a.usage.output_tokens) for a in adjustments] == [
+        (667, 33),
+        (667, 34),
+        (667, 34),
+    ]
+    assert [(a.base_cost, a.usage.input_tokens) for a in dry.adjustments] == [
+        (a.base_cost, a.usage.input_tokens) for a in adjustments
+    ]
+    base = sum(Decimal(r.base_cost) for r in records) + sum(Decimal(a.base_cost) for a in adjustments)
+    billed = sum(Decimal(r.cost) for r in records) + sum(Decimal(a.cost) for a in adjustments)
+    assert (base, billed) == (priced, priced * Decimal("1.25"))
+    assert report.unsettled_records == 0
+    gpt4o = {(line.openai_project_id, line.model): line for line in report.lines}[("proj_default", "gpt-4o")]
+    assert (gpt4o.ledger_tokens, gpt4o.reported_tokens, gpt4o.ledger_base_cost) == (2102, 2102, "0.0060125")
+
+    rows = tracker.count()
+    again = tracker.stub.Reconcile(pb.ReconcileRequest(date=day.isoformat())).report
+    assert list(again.adjustments) == [] and tracker.count() == rows
+
+
 def test_reconcile_refuses_a_future_day(tracker_for, sim):
     tracker = tracker_for(sim)
     tomorrow = (dt.datetime.now(UTC) + dt.timedelta(days=1)).date().isoformat()
