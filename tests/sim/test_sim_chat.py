@@ -106,6 +106,17 @@ def test_resume_schema_yields_a_valid_plausible_resume(client):
     assert completion.model == "gpt-4o-2024-08-06"
 
 
+def test_a_resume_carries_the_name_email_and_phone_of_the_cv_it_parses(client):
+    cv = "Curriculum vitae\nLena Fischer\nlena.fischer@example.org | +49 30 1234 5678\nData engineer."
+    resume = json.loads(_structured(client, RESUME_SCHEMA, cv, "resume").choices[0].message.content)
+    jsonschema.Draft202012Validator(RESUME_SCHEMA).validate(resume)
+    assert (resume["name"], resume["email"]) == ("Lena Fischer", "lena.fischer@example.org")
+    other = json.loads(
+        _structured(client, RESUME_SCHEMA, "Ravi Iyer\nravi@example.com", "resume").choices[0].message.content
+    )
+    assert (other["name"], other["email"]) == ("Ravi Iyer", "ravi@example.com")
+
+
 @pytest.mark.parametrize(("asked", "expected"), [(None, 3), (2, 2), (4, 4), (9, 5)])
 def test_questions_schema_honours_per_stage_counts(client, asked, expected):
     prompt = "Generate interview questions for a backend role."

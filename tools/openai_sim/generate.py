@@ -6,7 +6,8 @@ local ``$ref`` into ``$defs``/``definitions``, length and range bounds, common `
 from a vocabulary chosen by the *property name*.  Two vocabularies make the output plausible for HireMeter:
 
 * a **resume** schema (at least two of name/email/skills/experience/education/... among its property
-  names) gets a parsed resume: a person, skills, jobs, degrees;
+  names) gets a parsed resume: a person, skills, jobs, degrees; the name, email and phone come from the
+  CV text when it shows them (first line that reads as a name, first email, first phone number);
 * a **questions** schema (a property named ``questions`` or ``stages``) gets staged interview questions.
 
 Array sizes: ``minItems`` when given, otherwise a default (3 stages, 3 questions, 2 of anything else), always
@@ -93,6 +94,15 @@ VOCABULARY: dict[str, list[str]] = {
 }
 QUESTION_TEXT_KEYS = {"text", "question", "prompt", "content"}
 STAGE_NAME_KEYS = {"name", "stage", "stage_name"}
+_FACT_OF_KEY = {
+    "name": "name",
+    "full_name": "name",
+    "email": "email",
+    "emails": "email",
+    "phone": "phone",
+    "phones": "phone",
+    "phone_number": "phone",
+}
 DATE_KEYS = ("date", "start", "end", "from", "to", "since", "until")
 
 
@@ -106,6 +116,31 @@ def requested_questions_per_stage(messages: list[dict[str, Any]]) -> int | None:
             match = QUESTIONS_PER_STAGE.search(json.dumps(message.get("content"), ensure_ascii=False))
             return int(match.group(1)) if match else None
     return None
+
+
+_NAME_LINE = re.compile(r"^[A-Z][A-Za-z'\-]+(?: [A-Z][A-Za-z'\-]+){1,3}$")
+_EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+_PHONE = re.compile(r"\+?\d[\d ()-]{7,}\d")
+
+
+def resume_facts(messages: list[dict[str, Any]]) -> dict[str, str]:
+    """What a reader sees at once in the CV the user sent: the name on its first line that looks like one,
+    an email and a phone number. The parsed resume carries them, so different CVs parse differently."""
+    user = [m for m in messages if m.get("role") == "user"]
+    content = user[-1].get("content") if user else ""
+    if isinstance(content, list):
+        content = "\n".join(part.get("text", "") for part in content if isinstance(part, dict))
+    text = content if isinstance(content, str) else ""
+    facts: dict[str, str] = {}
+    for line in text.splitlines():
+        if _NAME_LINE.match(line.strip()):
+            facts["name"] = line.strip()
+            break
+    if email := _EMAIL.search(text):
+        facts["email"] = email.group(0)
+    if phone := _PHONE.search(text):
+        facts["phone"] = phone.group(0).strip()
+    return facts
 
 
 def text_reply(model: str, messages: list[dict[str, Any]]) -> str:
@@ -126,7 +161,8 @@ def schema_reply(schema: dict[str, Any], messages: list[dict[str, Any]]) -> str:
         kind = "resume"
     else:
         kind = "generic"
-    generator = _Generator(schema, kind, requested_questions_per_stage(messages))
+    facts = resume_facts(messages) if kind == "resume" else {}
+    generator = _Generator(schema, kind, requested_questions_per_stage(messages), facts)
     return json.dumps(generator.value(schema, key="", index=0), ensure_ascii=False)
 
 
@@ -161,8 +197,15 @@ def _resolve(root: dict[str, Any], ref: str) -> Any:
 class _Generator:
     MAX_DEPTH = 24  # recursive schemas ($ref cycles) stop here with the smallest valid value
 
-    def __init__(self, root: dict[str, Any], kind: str, questions_per_stage: int | None) -> None:
+    def __init__(
+        self,
+        root: dict[str, Any],
+        kind: str,
+        questions_per_stage: int | None,
+        facts: dict[str, str] | None = None,
+    ) -> None:
         self.root = root
+        self.facts = facts or {}
         self.kind = kind
         self.questions_per_stage = questions_per_stage
         self._picks: dict[str, int] = {}
@@ -263,7 +306,10 @@ class _Generator:
     def _string(self, schema: dict[str, Any], key: str, index: int) -> str:
         lowered = key.lower()
         fmt = schema.get("format")
-        if fmt == "date-time":
+        fact = _FACT_OF_KEY.get("email" if fmt == "email" else lowered)
+        if self.kind == "resume" and fact in self.facts:
+            text = self.facts[fact]
+        elif fmt == "date-time":
             text = f"20{18 + index % 7}-0{1 + index % 9}-01T09:00:00Z"
         elif fmt == "date" or (fmt is None and self.kind == "resume" and lowered.endswith(DATE_KEYS)):
             text = f"20{18 + index % 7}-0{1 + index % 9}-01"
