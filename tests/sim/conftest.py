@@ -19,8 +19,8 @@ import yaml
 
 from tools.openai_sim.testing import SimulatorHandle, running_simulator
 
-# The reference material lives beside the repository: ../shared/reference (see DESIGN.md).
-REFERENCE = Path(__file__).resolve().parents[3] / "shared" / "reference"
+# Verbatim copies of the shared OpenAI reference, kept with the tests (see reference/README.md).
+REFERENCE = Path(__file__).resolve().parent / "reference"
 
 
 @pytest.fixture
