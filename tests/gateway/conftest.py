@@ -1,5 +1,5 @@
 """Gateway fixtures: the app (TestClient) over a real billing server on the test's usage database and a real
-recruiting server backed by the OpenAI simulator."""
+recruiting server backed by the OpenAI simulator, relaying to a real tracker on that same database."""
 
 from __future__ import annotations
 
@@ -22,8 +22,8 @@ def billing_target(usage_database_url, server_settings):
 
 
 @pytest.fixture
-def recruiting(recruiting_database_url, server_settings):
-    with running_recruiting(server_settings, recruiting_database_url) as running:
+def recruiting(recruiting_database_url, usage_database_url, server_settings):
+    with running_recruiting(server_settings, recruiting_database_url, usage_database_url) as running:
         yield running
 
 

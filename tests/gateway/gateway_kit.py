@@ -1,5 +1,5 @@
-"""Gateway test kit: the gateway app over real billing and recruiting gRPC servers on 127.0.0.1:0, tokens,
-and a scriptable fake billing for the status-mapping tests."""
+"""Gateway test kit: the gateway app over real billing, recruiting and usage-tracker gRPC servers on
+127.0.0.1:0, tokens, and a scriptable fake billing for the status-mapping tests."""
 
 from __future__ import annotations
 
@@ -14,8 +14,9 @@ from gateway.config import Settings
 from gateway.tokens import issue
 from services.common.config import ServerSettings
 from services.recruiting.bootstrap import start as start_recruiting
-from services.recruiting.testing import recruiting_settings, start_fake_tracker
+from services.recruiting.testing import recruiting_settings
 from tests.conftest import SERVICE_TOKEN
+from tests.grpc.billing.billing_seed import running_tracker
 from tools.openai_sim.testing import running_simulator
 
 JWT_SECRET = "gateway-test-secret-0123456789abcdef0123456789"
@@ -42,28 +43,24 @@ def bearer(company_id: str, **kwargs) -> dict[str, str]:
 @dataclass
 class Recruiting:
     target: str
-    tracker: object  # FakeUsageTracker: the operations recruiting metered
+    tracker_target: str  # the real tracker recruiting's outbox relays to, on the test's usage database
 
 
 @contextlib.contextmanager
-def running_recruiting(server: ServerSettings, database_url: str) -> Iterator[Recruiting]:
-    """Real recruiting (simulated OpenAI) whose outbox relays to a fake tracker."""
-    tracker_server, tracker = start_fake_tracker(server)
-    with running_simulator() as sim:
+def running_recruiting(
+    server: ServerSettings, database_url: str, usage_database_url: str
+) -> Iterator[Recruiting]:
+    """Real recruiting (simulated OpenAI) whose outbox relays to a real tracker on the usage database."""
+    with running_tracker(usage_database_url, server, SERVICE_TOKEN) as tracker, running_simulator() as sim:
         running = start_recruiting(
             recruiting_settings(
-                server,
-                database_url,
-                f"127.0.0.1:{tracker_server.port}",
-                base_url=sim.base_url,
-                api_key=sim.api_key,
+                server, database_url, tracker.target, base_url=sim.base_url, api_key=sim.api_key
             )
         )
         try:
-            yield Recruiting(f"127.0.0.1:{running.port}", tracker)
+            yield Recruiting(f"127.0.0.1:{running.port}", tracker.target)
         finally:
             running.stop()
-            tracker_server.stop()
 
 
 @contextlib.contextmanager

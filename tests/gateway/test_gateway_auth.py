@@ -7,11 +7,14 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import json
+import time
 
 import jwt
 import pytest
+import sqlalchemy as sa
 
 from gateway.tokens import AUDIENCE, ISSUER, issue
+from services.usage_tracker.storage.tables import usage_records
 from tests.gateway.gateway_kit import JWT_SECRET, bearer
 from tests.grpc.billing.billing_seed import seed_row
 
@@ -192,6 +195,36 @@ def test_cross_tenant_matrix(full_api, usage_engine):
         headers=b,
     )
     assert done.status_code == 200 and done.json()["already_completed"] is False
-    # Everything metered was metered for B.
-    tracked = full_api.recruiting.tracker.records.values()
-    assert tracked and {request.company_id for request in tracked} == {"globex"}
+    # Everything metered reached the ledger for B, and nothing for A.
+    operations = [
+        resume.json()["operation_id"],
+        questions.json()["operation_id"],
+        done.json()["interview"]["operation_id"],
+    ]
+    rows = wait_for_ledger(usage_engine, operations)
+    assert {row.company_id for row in rows} == {"globex"}
+    with usage_engine.connect() as connection:
+        acme = (
+            connection.execute(
+                sa.select(usage_records.c.record_id).where(usage_records.c.company_id == "acme")
+            )
+            .scalars()
+            .all()
+        )
+    assert acme == [mine["record_id"]]
+
+
+def wait_for_ledger(engine, operation_ids: list[str], seconds: float = 15.0) -> list:
+    """The ledger rows of these operations, once the outbox relay has delivered all of them."""
+    deadline = time.monotonic() + seconds
+    while True:
+        with engine.connect() as connection:
+            rows = connection.execute(
+                sa.select(usage_records).where(usage_records.c.operation_id.in_(operation_ids))
+            ).all()
+        if len(rows) == len(operation_ids) or time.monotonic() > deadline:
+            assert len(rows) == len(operation_ids), (
+                f"only {len(rows)} of {len(operation_ids)} reached the ledger"
+            )
+            return rows
+        time.sleep(0.05)
