@@ -29,7 +29,7 @@ def start(settings: Settings, *, clock: Callable[[], dt.datetime] = _utcnow) -> 
     engine = make_engine(settings.database_url)
     repository = SqlRepository(engine)
     tracker = UsageTrackerClient(settings.usage_tracker_target, settings.server.service_token)
-    relay = OutboxRelay(repository, tracker.track, settings.relay)
+    relay = OutboxRelay(repository, tracker.track, settings.relay, track_batch=tracker.track_batch)
     openai_client = OpenAIClient(settings.openai)
     grace = settings.orphan_grace_seconds
     service = RecruitingService(

@@ -13,7 +13,10 @@ Variables (besides the shared RECRUITING_HOST/PORT/METRICS_PORT and HIREMETER_SE
   RECRUITING_REALTIME_MODEL                default gpt-realtime
   RECRUITING_OUTBOX_BACKOFF_BASE_SECONDS   default 0.5
   RECRUITING_OUTBOX_BACKOFF_MAX_SECONDS    default 30
-  RECRUITING_TRACK_TIMEOUT_SECONDS         default 5 (deadline of each UsageTracker.Track call)
+  RECRUITING_TRACK_TIMEOUT_SECONDS         default 5 (deadline of each UsageTracker.Track / TrackBatch call)
+  RECRUITING_ORPHAN_LINGER_SECONDS         default 2: a reservation past its release time waits up to this long
+                                           for others coming due, so orphans are tracked together (one
+                                           TrackBatch) and share their usage-API window; 0 releases at once
   RECRUITING_ORPHAN_GRACE_SECONDS          default: the longest an OpenAI call can take (timeout x attempts +
                                            backoffs) + 30. A reservation whose outcome was not recorded within
                                            this is billed without usage (see service.py); shorter values bill
@@ -74,7 +77,15 @@ def relay_settings(env: Env) -> RelaySettings:
     timeout = env.float("RECRUITING_TRACK_TIMEOUT_SECONDS", 5.0)
     if timeout <= 0:
         raise ConfigError("RECRUITING_TRACK_TIMEOUT_SECONDS must be positive")
-    return RelaySettings(backoff_base_seconds=base, backoff_max_seconds=cap, track_timeout_seconds=timeout)
+    linger = env.float("RECRUITING_ORPHAN_LINGER_SECONDS", 2.0)
+    if linger < 0:
+        raise ConfigError("RECRUITING_ORPHAN_LINGER_SECONDS must not be negative")
+    return RelaySettings(
+        backoff_base_seconds=base,
+        backoff_max_seconds=cap,
+        track_timeout_seconds=timeout,
+        orphan_linger_seconds=linger,
+    )
 
 
 def orphan_grace_seconds(env: Env) -> float | None:

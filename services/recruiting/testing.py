@@ -18,7 +18,7 @@ from services.recruiting.outbox.relay import RelaySettings
 
 @dataclass
 class FakeUsageTracker(usage_tracker_pb2_grpc.UsageTrackerServicer):
-    """Track idempotent on operation_id: same payload -> duplicate, another payload -> ALREADY_EXISTS.
+    """Track and TrackBatch idempotent on operation_id: same payload -> duplicate, another -> ALREADY_EXISTS.
     `fail_with` makes every call fail with that code (an unhealthy tracker)."""
 
     records: dict[str, usage_tracker_pb2.TrackRequest] = field(default_factory=dict)
@@ -40,6 +40,26 @@ class FakeUsageTracker(usage_tracker_pb2_grpc.UsageTrackerServicer):
                 operation_id=request.operation_id, category=request.category
             )
             return usage_tracker_pb2.TrackResponse(record=record, duplicate=known is not None)
+
+    def TrackBatch(self, request, context):
+        """All or nothing, like the real one: a conflicting request refuses the batch, naming it."""
+        with self.lock:
+            self.calls += 1
+            if self.fail_with is not None:
+                context.abort(self.fail_with, "fake tracker failure")
+            for index, item in enumerate(request.requests):
+                known = self.records.get(item.operation_id)
+                if known is not None and known != item:
+                    context.abort(
+                        grpc.StatusCode.ALREADY_EXISTS,
+                        f"requests[{index}].operation_id was tracked with another payload",
+                    )
+            results = []
+            for item in request.requests:
+                known = self.records.setdefault(item.operation_id, item)
+                record = usage_tracker_pb2.UsageRecord(operation_id=item.operation_id, category=item.category)
+                results.append(usage_tracker_pb2.TrackResponse(record=record, duplicate=known is not item))
+            return usage_tracker_pb2.TrackBatchResponse(results=results)
 
 
 def start_fake_tracker(server: ServerSettings, port: int = 0) -> tuple[RunningServer, FakeUsageTracker]:

@@ -1,4 +1,4 @@
-"""UsageTracker.Track for the outbox relay.
+"""UsageTracker.Track and TrackBatch for the outbox relay.
 
 A gRPC channel that keeps failing to connect backs off on its own (1 s growing by 1.6x up to 2 minutes), so a
 tracker that is back would stay unused for that long. The relay already paces its attempts (its own backoff with
@@ -29,6 +29,17 @@ class UsageTrackerClient:
         stub = self._stub
         try:
             return stub.Track(request, timeout=timeout)
+        except grpc.RpcError as error:
+            if error.code() == grpc.StatusCode.UNAVAILABLE:
+                self._reconnect()
+            raise
+
+    def track_batch(
+        self, request: usage_tracker_pb2.TrackBatchRequest, timeout: float
+    ) -> usage_tracker_pb2.TrackBatchResponse:
+        stub = self._stub
+        try:
+            return stub.TrackBatch(request, timeout=timeout)
         except grpc.RpcError as error:
             if error.code() == grpc.StatusCode.UNAVAILABLE:
                 self._reconnect()

@@ -1,4 +1,4 @@
-"""The outbox relay: a background thread that delivers pending outbox rows to UsageTracker.Track.
+"""The outbox relay: a background thread that delivers pending outbox rows to the UsageTracker.
 
 - Immediately: the service calls notify() after each commit, which wakes the thread.
 - Until acknowledged: an OK answer (new or duplicate record) marks the row sent. Track is idempotent on
@@ -20,6 +20,15 @@
   hands it to settle_later(); each pass first writes those (completing the reservation with its exact usage,
   or abandoning it), so an outage costs no precision. They live in memory: if the process dies first, the
   reservation is released as an orphan after its grace instead.
+- Batches: the due rows of a pass go in at most two UsageTracker.TrackBatch calls (with a single row, Track):
+  first the rows with exact usage, then the rows without (the orphans), so the orphans' windows already hold the
+  exact tokens when the tracker shares what is left. Orphans tracked TOGETHER share their usage-API window fairly
+  (1/k, 1/(k-1) of the rest, ...); tracked one at a time the first would take everything and the others fall
+  back. Reservations are therefore released together (RelaySettings.orphan_linger_seconds, see
+  SqlRepository.due). TrackBatch refuses the whole batch when one request is invalid (INVALID_ARGUMENT naming
+  requests[i]): that row alone goes through Track (and is poisoned) and the others are batched again; any other
+  refusal (ALREADY_EXISTS, ...) sends the batch's rows one by one through Track, so only the bad row is
+  poisoned. A failed batch (UNAVAILABLE, ...) backs off as one: its rows share their next attempt.
 - Metrics: outbox_pending (ready rows + reservations past their grace) and outbox_oldest_pending_seconds,
   outbox_reserved (calls in flight), outbox_settlements_waiting, refreshed every pass.
 """
@@ -29,6 +38,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import random
+import re
 import threading
 from collections import deque
 from collections.abc import Callable
@@ -66,6 +76,7 @@ OUTBOX_FAILURES = Counter("outbox_send_failures_total", "Failed deliveries of ou
 OUTBOX_POISONED = Counter("outbox_poisoned_total", "Outbox rows refused for good by the usage tracker")
 
 POISON_CODES = {grpc.StatusCode.ALREADY_EXISTS, grpc.StatusCode.INVALID_ARGUMENT}
+_NAMED_REQUEST = re.compile(r"^requests\[(\d+)\]")
 
 
 @dataclass(frozen=True)
@@ -74,7 +85,10 @@ class RelaySettings:
     backoff_max_seconds: float = 30.0
     track_timeout_seconds: float = 5.0
     idle_poll_seconds: float = 5.0
-    batch_size: int = 100
+    batch_size: int = 100  # rows per pass query, and so per TrackBatch
+    # Reservations past their release time wait up to this long for others coming due, to be released and
+    # tracked together (one TrackBatch: they share their usage-API window instead of falling back).
+    orphan_linger_seconds: float = 2.0
 
 
 @dataclass
@@ -127,9 +141,12 @@ class OutboxRelay:
         track: Callable[..., usage_tracker_pb2.TrackResponse],
         settings: RelaySettings = RelaySettings(),  # noqa: B008 - frozen dataclass
         clock: Callable[[], dt.datetime] = _utcnow,
+        track_batch: Callable[..., usage_tracker_pb2.TrackBatchResponse] | None = None,
     ) -> None:
+        """`track_batch`: UsageTracker.TrackBatch; None delivers every row through `track`, one at a time."""
         self._repository = repository
         self._track = track
+        self._track_batch = track_batch
         self._settings = settings
         self._clock = clock
         self._wake = threading.Event()
@@ -202,7 +219,7 @@ class OutboxRelay:
 
     def _idle_wait(self) -> float:
         try:
-            next_due = self._repository.next_due_at()
+            next_due = self._repository.next_due_at(orphan_linger=self._settings.orphan_linger_seconds)
         except Exception:  # noqa: BLE001 - the next pass reports it
             return self._settings.backoff_base_seconds
         if next_due is None:
@@ -255,18 +272,85 @@ class OutboxRelay:
         """One pass: deliver every due row. False when the tracker seems away (the caller backs off)."""
         self._settle()
         while not self._stop.is_set():
-            rows = self._repository.due(self._clock(), self._settings.batch_size)
+            rows = self._repository.due(
+                self._clock(), self._settings.batch_size, orphan_linger=self._settings.orphan_linger_seconds
+            )
             if not rows:
                 break
+            with_usage: list[PendingRow] = []
+            without_usage: list[PendingRow] = []
             for due in rows:
                 row = self._release(due) if due.state == RESERVED else due
                 if row is None:
                     continue
-                if self._stop.is_set() or not self._deliver(row):
+                has_usage = usage_tracker_pb2.TrackRequest.FromString(row.payload).HasField("usage")
+                (with_usage if has_usage else without_usage).append(row)
+            # Exact usage first: the window's remainder the orphans then share excludes those tokens.
+            for group in (with_usage, without_usage):
+                if group and (self._stop.is_set() or not self._deliver_group(group)):
                     self._refresh_metrics()
                     return False
         self._refresh_metrics()
         return True
+
+    def _deliver_group(self, rows: list[PendingRow]) -> bool:
+        """The rows in one TrackBatch (one row, or no TrackBatch: Track). False: the tracker seems away."""
+        if self._track_batch is None or len(rows) == 1:
+            return all(not self._stop.is_set() and self._deliver(row) for row in rows)
+        request = usage_tracker_pb2.TrackBatchRequest(
+            requests=[usage_tracker_pb2.TrackRequest.FromString(row.payload) for row in rows]
+        )
+        try:
+            response = self._track_batch(request, timeout=self._settings.track_timeout_seconds)
+        except grpc.RpcError as error:
+            code = error.code() if hasattr(error, "code") else grpc.StatusCode.UNKNOWN
+            details = (error.details() if hasattr(error, "details") else "") or ""
+            message = f"{code.name}: {details}"
+            OUTBOX_FAILURES.labels(code.name).inc()
+            if code == grpc.StatusCode.UNIMPLEMENTED:  # a tracker without TrackBatch: Track, from now on
+                log.warning("the usage tracker does not implement TrackBatch; rows are tracked one by one")
+                self._track_batch = None
+                return self._deliver_group(rows)
+            if code in POISON_CODES:
+                named = _NAMED_REQUEST.match(details)
+                index = int(named.group(1)) if named else -1
+                log.warning(
+                    "a TrackBatch was refused; its rows are delivered apart so only the bad one is poisoned",
+                    extra={"rows": len(rows), "error": message},
+                )
+                if code == grpc.StatusCode.INVALID_ARGUMENT and 0 <= index < len(rows):
+                    # The named row alone (Track poisons it), the others batched again: they still share.
+                    if not self._deliver(rows[index]):
+                        return False
+                    return self._deliver_group(rows[:index] + rows[index + 1 :])
+                return all(not self._stop.is_set() and self._deliver(row) for row in rows)
+            self._batch_failed(rows, message)
+            return False
+        if len(response.results) != len(rows):
+            self._batch_failed(rows, f"TrackBatch answered {len(response.results)} results for {len(rows)}")
+            return False
+        self._repository.mark_sent_many([row.id for row in rows], self._clock())
+        for result in response.results:
+            self.stats.sent += 1
+            if result.duplicate:
+                self.stats.duplicates += 1
+            OUTBOX_SENT.labels(str(result.duplicate).lower()).inc()
+        return True
+
+    def _batch_failed(self, rows: list[PendingRow], message: str) -> None:
+        """The rows share their next attempt, so they are retried (and share their windows) together."""
+        self.stats.failures += 1
+        delay = backoff_delay(
+            max(row.attempts for row in rows) + 1,
+            self._settings.backoff_base_seconds,
+            self._settings.backoff_max_seconds,
+        )
+        self._repository.mark_failed_many(
+            [row.id for row in rows],
+            next_attempt_at=self._clock() + dt.timedelta(seconds=delay),
+            error=message,
+        )
+        log.warning("outbox batch delivery failed", extra={"rows": len(rows), "error": message})
 
     def _deliver(self, row: PendingRow) -> bool:
         request = usage_tracker_pb2.TrackRequest.FromString(row.payload)

@@ -10,7 +10,7 @@ An outbox row's life (states in tables.py):
     add_outbox / complete_reserved  reserved -> ready      the exact TrackRequest, with the result if any
     abandon()                       reserved -> abandoned  OpenAI never did any work: never billed
     release_orphan() (the relay)    reserved -> ready      past its release time: billed without usage
-    mark_sent / mark_poisoned       ready -> sent | poisoned
+    mark_sent(_many) / mark_poisoned  ready -> sent | poisoned
 
 Every transition out of reserved is a conditional UPDATE ... WHERE state = 'reserved', so exactly one of
 "completed with usage", "abandoned" and "released as an orphan" wins, on both backends, and the operation_id
@@ -246,23 +246,36 @@ class SqlRepository:
             return _complete(connection, item)
 
     # -- the relay's side ----------------------------------------------------------------------------------
-    def due(self, now: dt.datetime, limit: int) -> list[PendingRow]:
-        """Ready rows due for a (re)try, and reservations past their release time (orphans to release)."""
-        query = (
-            sa.select(
-                outbox.c.id,
-                outbox.c.operation_id,
-                outbox.c.payload,
-                outbox.c.attempts,
-                outbox.c.created_at,
-                outbox.c.state,
-                outbox.c.next_attempt_at,
-            )
-            .where(outbox.c.state.in_((READY, RESERVED)), outbox.c.next_attempt_at <= now)
-            .order_by(outbox.c.next_attempt_at, outbox.c.id)
-            .limit(limit)
-        )
+    def due(self, now: dt.datetime, limit: int, *, orphan_linger: float = 0.0) -> list[PendingRow]:
+        """Ready rows due for a (re)try, and reservations past their release time (orphans to release).
+
+        Reservations are released together: none is due until the earliest has been past its release time
+        for `orphan_linger` seconds, and then every reservation past its own release time is. So orphans of
+        one crash, reserved moments apart, reach the tracker in one TrackBatch and share their usage-API
+        window instead of the first taking it all (each waits at most `orphan_linger` longer)."""
+        states: tuple[str, ...] = (READY,)
         with self._engine.connect() as connection:
+            earliest = connection.execute(
+                sa.select(sa.func.min(outbox.c.next_attempt_at)).where(outbox.c.state == RESERVED)
+            ).scalar()
+            if earliest is not None:
+                earliest = outbox.c.next_attempt_at.type.process_result_value(earliest, self._engine.dialect)
+                if earliest <= now - dt.timedelta(seconds=orphan_linger):
+                    states = (READY, RESERVED)
+            query = (
+                sa.select(
+                    outbox.c.id,
+                    outbox.c.operation_id,
+                    outbox.c.payload,
+                    outbox.c.attempts,
+                    outbox.c.created_at,
+                    outbox.c.state,
+                    outbox.c.next_attempt_at,
+                )
+                .where(outbox.c.state.in_(states), outbox.c.next_attempt_at <= now)
+                .order_by(outbox.c.next_attempt_at, outbox.c.id)
+                .limit(limit)
+            )
             return [PendingRow(**row._mapping) for row in connection.execute(query)]
 
     def release_orphan(self, row_id: int, payload: bytes, now: dt.datetime) -> bool:
@@ -275,27 +288,41 @@ class SqlRepository:
             )
         return result.rowcount == 1
 
-    def next_due_at(self) -> dt.datetime | None:
-        query = sa.select(sa.func.min(outbox.c.next_attempt_at)).where(outbox.c.state.in_((READY, RESERVED)))
+    def next_due_at(self, *, orphan_linger: float = 0.0) -> dt.datetime | None:
+        """When the next row is due: a ready row's next attempt, or the earliest reservation's release time
+        plus `orphan_linger` (see due())."""
+        ready = sa.select(sa.func.min(outbox.c.next_attempt_at)).where(outbox.c.state == READY)
+        reserved = sa.select(sa.func.min(outbox.c.next_attempt_at)).where(outbox.c.state == RESERVED)
         with self._engine.connect() as connection:
-            value = connection.execute(query).scalar()
-        return (
-            outbox.c.next_attempt_at.type.process_result_value(value, self._engine.dialect) if value else None
-        )
+            values = [connection.execute(ready).scalar(), connection.execute(reserved).scalar()]
+        convert = outbox.c.next_attempt_at.type.process_result_value
+        ready_at, reserved_at = (convert(v, self._engine.dialect) if v else None for v in values)
+        if reserved_at is not None:
+            reserved_at += dt.timedelta(seconds=orphan_linger)
+        candidates = [t for t in (ready_at, reserved_at) if t is not None]
+        return min(candidates) if candidates else None
 
     def mark_sent(self, row_id: int, now: dt.datetime) -> None:
+        self.mark_sent_many([row_id], now)
+
+    def mark_sent_many(self, row_ids: list[int], now: dt.datetime) -> None:
+        """The rows of one acknowledged TrackBatch, in one transaction."""
         with self._engine.begin() as connection:
             connection.execute(
                 outbox.update()
-                .where(outbox.c.id == row_id)
+                .where(outbox.c.id.in_(row_ids))
                 .values(state=SENT, sent_at=now, attempts=outbox.c.attempts + 1, last_error="")
             )
 
     def mark_failed(self, row_id: int, *, next_attempt_at: dt.datetime, error: str) -> None:
+        self.mark_failed_many([row_id], next_attempt_at=next_attempt_at, error=error)
+
+    def mark_failed_many(self, row_ids: list[int], *, next_attempt_at: dt.datetime, error: str) -> None:
+        """A failed delivery; the rows of one batch share their next attempt, so they are retried together."""
         with self._engine.begin() as connection:
             connection.execute(
                 outbox.update()
-                .where(outbox.c.id == row_id)
+                .where(outbox.c.id.in_(row_ids))
                 .values(
                     attempts=outbox.c.attempts + 1, next_attempt_at=next_attempt_at, last_error=error[:512]
                 )

@@ -235,6 +235,97 @@ def test_an_answer_lost_with_its_process_is_billed_once_from_the_usage_api(stack
             process.wait(5)
 
 
+def _recruiting_process(stack, recruiting_database_url: str, port: int, grace: str) -> subprocess.Popen:
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("OPENAI_", "RECRUITING_", "USAGE_", "HIREMETER_"))
+    } | {
+        "HIREMETER_SERVICE_TOKEN": SERVICE_TOKEN,
+        "RECRUITING_HOST": "127.0.0.1",
+        "RECRUITING_PORT": str(port),
+        "RECRUITING_METRICS_PORT": "0",
+        "RECRUITING_DATABASE_URL": recruiting_database_url,
+        "USAGE_TRACKER_TARGET": f"127.0.0.1:{stack.tracker_port}",
+        "OPENAI_API_KEY": stack.sim.api_key,
+        "OPENAI_BASE_URL": stack.sim.base_url,
+        "OPENAI_MAX_RETRIES": "0",
+        "OPENAI_TIMEOUT_SECONDS": "10",
+        "RECRUITING_ORPHAN_GRACE_SECONDS": grace,
+    }
+    return subprocess.Popen(
+        [sys.executable, "-m", "services.recruiting"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+
+
+def test_orphans_of_one_minute_are_released_together_and_share_the_usage_api_window(
+    stack, recruiting_database_url
+):
+    """Three answers lost with their process, reserved moments apart: the surviving relay releases them
+    together, in one TrackBatch, so they share their window's unattributed tokens (1/3, 1/2 of the rest, the
+    rest) instead of the first taking everything and the others falling back."""
+    # One window for all three: the calls start and are released (4 s later) within the same minute.
+    second = time.gmtime().tm_sec
+    if second > 45:
+        time.sleep(61 - second)
+    port = _free_port()
+    process = _recruiting_process(stack, recruiting_database_url, port, grace="4")
+    engine = make_engine(recruiting_database_url, pool_size=1)
+    channel = service_channel(f"127.0.0.1:{port}", SERVICE_TOKEN)
+    candidates = [f"cand-orphan-{i}" for i in range(3)]
+    try:
+        grpc.channel_ready_future(channel).result(timeout=20)
+        stack.sim.set_fault("chat", "slow", seconds=1.0, count=3)
+        stub = recruiting_pb2_grpc.RecruitingStub(channel)
+        futures = [
+            stub.ParseResume.future(
+                recruiting_pb2.ParseResumeRequest(
+                    company_id="acme", job_id="job-1", candidate_id=candidate, content=CV
+                ),
+                timeout=20,
+            )
+            for candidate in candidates
+        ]
+        wait_for(lambda: len(outbox_state(engine)) == 3, 10, "the reservations")
+        operation_ids = [operation_id for operation_id, _, _ in outbox_state(engine)]
+        with database_locked(recruiting_database_url):  # the results' transactions wait on the lock...
+            wait_for(lambda: len(chat_records(stack.sim)) == 3, 10, "OpenAI to have answered")
+            time.sleep(0.3)
+            os.killpg(process.pid, signal.SIGKILL)  # ...and recruiting dies with OpenAI's answers in hand
+            process.wait(5)
+        for future in futures:
+            with pytest.raises(grpc.RpcError):
+                future.result()
+        # The stack's recruiting (same database) releases the three orphans together after their grace.
+        records = stack.wait_for_ledger(operation_ids, seconds=30)
+        served = chat_records(stack.sim)
+        assert len(served) == 3
+        assert [r.source for r in records] == ["usage_api"] * 3, [r.fallback_reason for r in records]
+        assert sum(r.input_tokens for r in records) == sum(s["input_tokens"] for s in served)
+        assert sum(r.output_tokens for r in records) == sum(s["output_tokens"] for s in served)
+        assert all(r.input_tokens > 0 and r.output_tokens > 0 for r in records)  # each took a share
+        assert sorted(r.candidate_id for r in records) == candidates
+        wait_for(
+            lambda: sorted(outbox_state(engine)) == sorted((o, "sent", True) for o in operation_ids),
+            5,
+            "the orphans to be sent",
+        )
+        assert stack.recruiting.relay.stats.orphans == 3
+        time.sleep(0.5)
+        assert len(stack.ledger()) == 3
+    finally:
+        channel.close()
+        engine.dispose()
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(5)
+
+
 def test_a_database_down_before_the_call_means_openai_is_never_called(
     stack, server_settings, recruiting_database_url, tmp_path
 ):
