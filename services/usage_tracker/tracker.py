@@ -40,6 +40,7 @@ from services.usage_tracker.domain.tracking import (
     price_fallback,
     price_usage,
 )
+from services.usage_tracker.storage.group_commit import GroupCommit
 from services.usage_tracker.storage.repository import Record, UsageRepository
 
 log = logging.getLogger(__name__)
@@ -58,6 +59,9 @@ class TrackerConfig:
     default_openai_project_id: str = ""
     # A fallback record is trued up only once its window is at least this old: the usage API settles late.
     reconcile_settle_seconds: float = 3600.0
+    # Margins are cached per company this long (a SetCompanyMargin on this replica invalidates at once;
+    # other replicas see a change within this time).
+    margin_cache_seconds: float = 5.0
 
 
 @dataclass
@@ -195,8 +199,11 @@ class Tracker:
         usage_windows: UsageWindows | None,
         usage_api: OpenAIUsageApi | None,
         clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(UTC),
+        writer: GroupCommit | None = None,
     ) -> None:
+        """`writer`: the group commit that writes Track's records (None: one transaction per Track)."""
         self._repository = repository
+        self._writer = writer
         self._config = config
         self._windows = usage_windows
         self._api = usage_api
@@ -205,6 +212,8 @@ class Tracker:
         self._book: PriceBook | None = None
         self._book_loaded = 0.0
         self._book_lock = threading.Lock()
+        self._margins: dict[str, tuple[float, list[MarginChange]]] = {}
+        self._margins_lock = threading.Lock()
 
     def now(self) -> dt.datetime:
         return self._clock()
@@ -235,15 +244,32 @@ class Tracker:
     # -- margins ---------------------------------------------------------------------------------------
     def margin(self, company_id: str, at: dt.datetime) -> tuple[MarginChange, bool]:
         """The margin in force (and whether it is the default)."""
-        change = margin_at(self._repository.margin_changes(company_id), at)
+        change = margin_at(self._margin_changes(company_id), at)
         if change is None:
             return MarginChange(
                 company_id, self._config.default_margin, dt.datetime.fromtimestamp(0, UTC)
             ), True
         return change, False
 
+    def _margin_changes(self, company_id: str) -> list[MarginChange]:
+        """The company's margin changes, cached for `margin_cache_seconds` (read once per company, not per
+        Track)."""
+        now = time.monotonic()
+        with self._margins_lock:
+            cached = self._margins.get(company_id)
+        if cached is not None and now - cached[0] < self._config.margin_cache_seconds:
+            return cached[1]
+        changes = self._repository.margin_changes(company_id)
+        with self._margins_lock:
+            if len(self._margins) > 100_000:  # bounded: many companies only cost re-reads
+                self._margins.clear()
+            self._margins[company_id] = (now, changes)
+        return changes
+
     def set_margin(self, change: MarginChange) -> MarginChange:
         self._repository.set_margin(change, self.now())
+        with self._margins_lock:
+            self._margins.pop(change.company_id, None)
         return change
 
     def margins(self, company_id: str) -> list[MarginChange]:
@@ -272,9 +298,6 @@ class Tracker:
 
     def _track(self, command: TrackCommand, slot: _Claim | None) -> tuple[Record, bool]:
         payload_hash = command.payload_hash()
-        existing = self._repository.find(command.operation_id)
-        if existing is not None:
-            return self._duplicate(command, payload_hash, existing)
         version = self.price_book().at(command.completed_at)
         margin = self.margin(command.company_id, command.completed_at)[0].margin
 
@@ -282,19 +305,30 @@ class Tracker:
             return self._record(command, pricing, margin, payload_hash)
 
         if command.usage is not None:
-            record, inserted = self._repository.append(record_for(self._price_with_usage(command, version)))
+            record, inserted = self._append(record_for(self._price_with_usage(command, version)))
         elif version is None or slot is None:
             if self._windows is None:
                 reason = "usage API not configured (OPENAI_ADMIN_KEY unset)"
             else:
                 reason = f"model {command.model} is not in the price book"
-            record, inserted = self._repository.append(record_for(self._fallback(version, command, reason)))
+            record, inserted = self._append(record_for(self._fallback(version, command, reason)))
         else:
+            # A retry must not wait for (or spend) a usage-API lookup: look for the stored record first.
+            existing = self._repository.find(command.operation_id)
+            if existing is not None:
+                return self._duplicate(command, payload_hash, existing)
             record, inserted = self._track_from_usage_api(command, version, slot, record_for)
         if not inserted:
             return self._duplicate(command, payload_hash, record)
         metrics.RECORDS.labels(record.source, "record").inc()
         return record, False
+
+    def _append(self, record: Record) -> tuple[Record, bool]:
+        """Durable before it returns: through the group commit when there is one. A duplicate operation_id
+        comes back as (the stored record, False) without a lookup before the insert."""
+        if self._writer is not None:
+            return self._writer.append(record)
+        return self._repository.append(record)
 
     def _track_from_usage_api(
         self,
@@ -412,35 +446,28 @@ class Tracker:
         return answers
 
     def _track_with_usage_in_bulk(self, commands: list[TrackCommand], results: dict) -> None:
-        existing = self._repository.find_many([c.operation_id for c in commands])
-        fresh: list[Record] = []
+        """Priced in memory (price book and margins read once), written in one transaction with
+        INSERT ... ON CONFLICT DO NOTHING RETURNING; operations already stored come back as duplicates."""
+        if not commands:
+            return
         book = self.price_book()
-        margin_changes: dict[str, list[MarginChange]] = {}  # one read per company, not per operation
+        margins: dict[str, list[MarginChange]] = {}  # one read per company, not per operation
+        fresh: list[Record] = []
         for command in commands:
-            payload_hash = command.payload_hash()
-            if command.operation_id in existing:
-                results[command.operation_id] = self._duplicate(
-                    command, payload_hash, existing[command.operation_id]
-                )
-                continue
-            if command.company_id not in margin_changes:
-                margin_changes[command.company_id] = self._repository.margin_changes(command.company_id)
-            change = margin_at(margin_changes[command.company_id], command.completed_at)
+            if command.company_id not in margins:
+                margins[command.company_id] = self._margin_changes(command.company_id)
+            change = margin_at(margins[command.company_id], command.completed_at)
             margin = change.margin if change is not None else self._config.default_margin
             pricing = self._price_with_usage(command, book.at(command.completed_at))
-            fresh.append(self._record(command, pricing, margin, payload_hash))
-        inserted = self._repository.append_many(fresh)
-        raced = self._repository.find_many([r.operation_id for r in fresh if r.operation_id not in inserted])
-        by_id = {c.operation_id: c for c in commands}
-        for record in fresh:
-            if record.operation_id in inserted:
+            fresh.append(self._record(command, pricing, margin, command.payload_hash()))
+        for command, record, (stored, inserted) in zip(
+            commands, fresh, self._repository.append_group(fresh), strict=True
+        ):
+            if inserted:
                 metrics.RECORDS.labels(record.source, "record").inc()
-                results[record.operation_id] = (record, False)
+                results[command.operation_id] = (record, False)
             else:
-                command = by_id[record.operation_id]
-                results[record.operation_id] = self._duplicate(
-                    command, command.payload_hash(), raced[record.operation_id]
-                )
+                results[command.operation_id] = self._duplicate(command, record.payload_hash, stored)
 
     # -- reconciliation --------------------------------------------------------------------------------
     def reconcile(self, day: dt.date, dry_run: bool = False) -> ReconciliationReport:

@@ -39,10 +39,10 @@ class TokenUsage:
 
     @classmethod
     def field_names(cls) -> tuple[str, ...]:
-        return tuple(f.name for f in fields(cls))
+        return _USAGE_FIELDS  # dataclasses.fields() on every call was a hot spot of bulk ingest
 
     def as_dict(self) -> dict[str, int]:
-        return {name: getattr(self, name) for name in self.field_names()}
+        return {name: getattr(self, name) for name in _USAGE_FIELDS}
 
     def classes(self) -> TokenClasses:
         """The six disjoint classes. Assumes a validated usage (subsets never above their totals)."""
@@ -70,7 +70,7 @@ class TokenClasses:
 
     @classmethod
     def names(cls) -> tuple[str, ...]:
-        return tuple(f.name for f in fields(cls))
+        return _CLASS_FIELDS
 
     def total(self) -> int:
         return sum(getattr(self, name) for name in self.names())
@@ -99,6 +99,10 @@ class TokenClasses:
             cached_input_audio_tokens=self.cached_audio_input,
             output_audio_tokens=self.audio_output,
         )
+
+
+_USAGE_FIELDS = tuple(f.name for f in fields(TokenUsage))
+_CLASS_FIELDS = tuple(f.name for f in fields(TokenClasses))
 
 
 @dataclass(frozen=True)

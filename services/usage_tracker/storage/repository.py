@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, fields
 from decimal import Decimal
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
 from services.common.db import is_sqlite
@@ -139,6 +139,44 @@ def _rollup_delta(record: Record) -> tuple[tuple, dict]:
     return key, delta
 
 
+def _pg_array_casts(table: sa.Table, names: Sequence[str]) -> str:
+    dialect = postgresql.dialect()
+    return ", ".join(f"%b::{table.c[name].type.compile(dialect=dialect)}[]" for name in names)
+
+
+# PostgreSQL writes of many rows are one statement of one array parameter per column (unnest), whatever the
+# number of rows: a fixed text that psycopg prepares once, instead of SQLAlchemy compiling a multi-row VALUES
+# of 30 parameters per row for every group (the compiler was a sixth of the tracker's CPU under load).
+_LEDGER_COLUMNS = tuple(column.name for column in usage_records.c if column.name != "id")
+_PG_LEDGER_INSERT = (
+    f"INSERT INTO usage_records ({', '.join(_LEDGER_COLUMNS)}) "  # noqa: S608 - column names of this module
+    f"SELECT * FROM unnest({_pg_array_casts(usage_records, _LEDGER_COLUMNS)}) "
+    "ON CONFLICT (operation_id) DO NOTHING RETURNING operation_id"
+)
+_ROLLUP_COLUMNS = tuple(column.name for column in usage_rollups.c)
+_PG_ROLLUP_UPSERT = (
+    f"INSERT INTO usage_rollups ({', '.join(_ROLLUP_COLUMNS)}) "  # noqa: S608 - column names of this module
+    f"SELECT * FROM unnest({_pg_array_casts(usage_rollups, _ROLLUP_COLUMNS)}) "
+    f"ON CONFLICT ({', '.join(_ROLLUP_KEY)}) DO UPDATE SET "
+    + ", ".join(
+        f"{name} = usage_rollups.{name} + excluded.{name}"
+        for name in _ROLLUP_COLUMNS
+        if name not in _ROLLUP_KEY
+    )
+)
+
+
+def _pg_insert_new(connection: Connection, records: Sequence[Record]) -> set[str]:
+    """Inserts the records whose operation_id is free; returns those operation_ids."""
+    parameters = tuple(
+        [getattr(record.usage, name) for record in records]
+        if name in TOKEN_COLUMNS
+        else [getattr(record, name) for record in records]
+        for name in _LEDGER_COLUMNS
+    )
+    return {row[0] for row in connection.exec_driver_sql(_PG_LEDGER_INSERT, parameters)}
+
+
 class UsageRepository:
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
@@ -215,53 +253,78 @@ class UsageRepository:
             **{name: int(value) for name, value in zip(TOKEN_COLUMNS, sums, strict=True)}
         ).classes()
 
-    def append_many(self, records: Sequence[Record]) -> set[str]:
-        """Inserts records (whose operation_ids the caller found free) and their rollups in one transaction;
-        returns the operation_ids inserted. A plain multi-row insert is several times faster than
-        ON CONFLICT ... RETURNING on both drivers; if a concurrent caller took one of the ids meanwhile,
-        the transaction fails and each record goes through `append`, which sorts out the duplicates."""
+    def append_group(self, records: Sequence[Record]) -> list[tuple[Record, bool]]:
+        """Writes many records and their rollups in one transaction, answering each in input order with
+        (record, True) when it was inserted, or (the stored record, False) when its operation_id was taken,
+        by an earlier transaction or by an earlier record of `records`.
+
+        One multi-row INSERT ... ON CONFLICT (operation_id) DO NOTHING RETURNING operation_id (rows sorted
+        by operation_id, so concurrent groups take the unique-index locks in one order), the rollups of the
+        inserted rows summed per key and upserted in one statement (keys sorted, same reason), the rows that
+        were already taken read back in the same transaction, one COMMIT."""
         if not records:
-            return set()
-        try:
-            with self._engine.begin() as connection:
-                connection.execute(sa.insert(usage_records), [record.columns() for record in records])
-                deltas: dict[tuple, dict] = {}
-                for record in records:
-                    key, delta = _rollup_delta(record)
-                    current = deltas.get(key)
-                    deltas[key] = delta if current is None else {n: current[n] + v for n, v in delta.items()}
-                rows = [
-                    {**dict(zip(_ROLLUP_KEY, key, strict=True)), **delta} for key, delta in deltas.items()
-                ]
-                if self._sqlite:
-                    for row in rows:
-                        self._apply_rollup(connection, {k: row.pop(k) for k in _ROLLUP_KEY}, row)
-                else:  # one statement: the keys are distinct after the summing above
-                    insert = postgresql.insert(usage_rollups).values(rows)
-                    r = usage_rollups.c
-                    connection.execute(
-                        insert.on_conflict_do_update(
-                            index_elements=list(_ROLLUP_KEY),
-                            set_={
-                                name: r[name] + insert.excluded[name]
-                                for name in rows[0]
-                                if name not in _ROLLUP_KEY
-                            },
-                        )
-                    )
-        except sa.exc.IntegrityError:
-            return {record.operation_id for record in records if self.append(record)[1]}
-        return {record.operation_id for record in records}
+            return []
+        first: dict[str, Record] = {}
+        for record in records:
+            first.setdefault(record.operation_id, record)
+        unique = sorted(first.values(), key=lambda record: record.operation_id)
+        with self._engine.begin() as connection:
+            if self._sqlite:
+                t = usage_records
+                statement = (
+                    sqlite.insert(t)
+                    .on_conflict_do_nothing(index_elements=[t.c.operation_id])
+                    .returning(t.c.operation_id)
+                )
+                rows = connection.execute(statement, [record.columns() for record in unique])
+                inserted = set(rows.scalars())
+            else:
+                inserted = _pg_insert_new(connection, unique)
+            self._add_rollups(connection, [record for record in unique if record.operation_id in inserted])
+            taken = [record.operation_id for record in unique if record.operation_id not in inserted]
+            stored = self._find_many(connection, taken) if taken else {}
+        results = []
+        for record in records:
+            winner = first[record.operation_id]
+            if record.operation_id not in inserted:
+                results.append((stored[record.operation_id], False))
+            else:
+                results.append((winner, winner is record))
+        return results
+
+    def _add_rollups(self, connection: Connection, records: Sequence[Record]) -> None:
+        """Adds records to their rollup rows: summed per key in Python, then one upsert (PostgreSQL) or
+        read-add-write per key (SQLite, under its write lock)."""
+        if not records:
+            return
+        deltas: dict[tuple, dict] = {}
+        for record in records:
+            key, delta = _rollup_delta(record)
+            current = deltas.get(key)
+            deltas[key] = delta if current is None else {n: current[n] + v for n, v in delta.items()}
+        rows = [{**dict(zip(_ROLLUP_KEY, key, strict=True)), **deltas[key]} for key in sorted(deltas)]
+        if self._sqlite:
+            for row in rows:
+                self._apply_rollup(connection, {k: row.pop(k) for k in _ROLLUP_KEY}, row)
+            return
+        # One statement whatever the number of keys (distinct after the summing above).
+        connection.exec_driver_sql(
+            _PG_ROLLUP_UPSERT, tuple([row[name] for row in rows] for name in _ROLLUP_COLUMNS)
+        )
 
     def find_many(self, operation_ids: Sequence[str]) -> dict[str, Record]:
+        with self._engine.connect() as connection:
+            return self._find_many(connection, operation_ids)
+
+    @staticmethod
+    def _find_many(connection: Connection, operation_ids: Sequence[str]) -> dict[str, Record]:
         found: dict[str, Record] = {}
         ids = list(dict.fromkeys(operation_ids))
-        with self._engine.connect() as connection:
-            for start in range(0, len(ids), 500):  # stays far below every backend's bound-parameter limit
-                rows = connection.execute(
-                    sa.select(usage_records).where(usage_records.c.operation_id.in_(ids[start : start + 500]))
-                )
-                found.update((row.operation_id, Record.from_row(row)) for row in rows)
+        for start in range(0, len(ids), 500):  # stays far below every backend's bound-parameter limit
+            rows = connection.execute(
+                sa.select(usage_records).where(usage_records.c.operation_id.in_(ids[start : start + 500]))
+            )
+            found.update((row.operation_id, Record.from_row(row)) for row in rows)
         return found
 
     def _add_to_rollup(self, connection: Connection, record: Record) -> None:

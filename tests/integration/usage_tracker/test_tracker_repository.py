@@ -46,16 +46,26 @@ def _record(operation_id: str, base: str = "0.00875") -> Record:
     )
 
 
-def test_bulk_append_survives_a_racing_duplicate_and_keeps_rollups_exact(usage_database_url, engine_for):
+def test_group_append_survives_a_racing_duplicate_and_keeps_rollups_exact(usage_database_url, engine_for):
     engine = engine_for(usage_database_url)
     repository = UsageRepository(engine)
     winner, inserted = repository.append(_record("op-raced"))
     assert inserted
     loser = _record("op-raced", base="9")  # another replica's copy, not seen by the caller's pre-check
-    batch = [_record("op-a"), loser, _record("op-b", base="0.1")]
-    assert repository.append_many(batch) == {"op-a", "op-b"}
+    again = _record("op-a", base="7")  # the same operation twice in one group: the first one wins
+    batch = [_record("op-a"), loser, _record("op-b", base="0.1"), again]
+    results = repository.append_group(batch)
+    assert [(r.operation_id, inserted) for r, inserted in results] == [
+        ("op-a", True),
+        ("op-raced", False),
+        ("op-b", True),
+        ("op-a", False),
+    ]
+    assert results[1][0] == winner and results[3][0] is batch[0] and results[0][0] is batch[0]
     assert repository.find("op-raced").record_id == winner.record_id
-    assert repository.append_many([_record("op-c"), _record("op-d")]) == {"op-c", "op-d"}
+    assert [inserted for _, inserted in repository.append_group([_record("op-c"), _record("op-d")])] == [
+        True
+    ] * 2
     with engine.connect() as connection:
         assert connection.execute(sa.select(sa.func.count()).select_from(usage_records)).scalar_one() == 5
         [rollup] = connection.execute(sa.select(usage_rollups)).all()
