@@ -132,26 +132,32 @@ class BillingQueries:
     # Reconciliation -------------------------------------------------------------------------------------
 
     def unreconciled_days(self, company_id: str, lo: dt.datetime, hi: dt.datetime) -> list[dt.date]:
-        """UTC days between lo and hi where the company has usage and no reconciliation report exists."""
+        """UTC days between lo and hi where the company has usage and no reconciliation report exists.
+
+        One query: the distinct UTC days of the company's rollup hours that overlap [lo, hi), minus the days
+        that have a report, computed in SQL (the date of a UTC hour is taken in UTC on both backends)."""
         r = usage_rollups.c
+        reports = reconciliation_reports.c
         start = lo.replace(hour=0, minute=0, second=0, microsecond=0)
-        with self._engine.connect() as connection:
-            buckets = connection.execute(
-                sa.select(r.bucket_start)
-                .where(r.company_id == company_id, r.bucket_start >= start, r.bucket_start < hi)
-                .distinct()
-            ).scalars()
-            used = {bucket.date() for bucket in buckets if bucket + HOUR > lo}
-            if not used:
-                return []
-            reconciled = set(
-                connection.execute(
-                    sa.select(reconciliation_reports.c.day)
-                    .where(reconciliation_reports.c.day.in_(sorted(used)))
-                    .distinct()
-                ).scalars()
+        if self._sqlite:
+            day = sa.func.date(r.bucket_start)  # stored as naive UTC text
+        else:
+            day = sa.cast(sa.func.timezone("UTC", r.bucket_start), sa.Date)
+        query = (
+            sa.select(day.label("day"))
+            .where(
+                r.company_id == company_id,
+                r.bucket_start >= start,
+                r.bucket_start > lo - HOUR,  # the hour overlaps [lo, hi)
+                r.bucket_start < hi,
+                ~sa.exists(sa.select(reports.id).where(reports.day == day)),
             )
-        return sorted(used - reconciled)
+            .distinct()
+            .order_by("day")
+        )
+        with self._engine.connect() as connection:
+            days = connection.execute(query).scalars().all()
+        return [dt.date.fromisoformat(value) if isinstance(value, str) else value for value in days]
 
     # The ledger -----------------------------------------------------------------------------------------
 
