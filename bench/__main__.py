@@ -13,10 +13,10 @@ import platform
 import time
 from pathlib import Path
 
-from bench import ingest, summary
+from bench import e2e, economy, ingest, summary
 
 RESULTS = Path(__file__).resolve().parent / "results"
-SCENARIOS = ("track", "batch", "summary")
+SCENARIOS = ("track", "batch", "summary", "economy", "e2e")
 
 
 def _machine() -> dict:
@@ -60,9 +60,16 @@ def main() -> int:
     if "track" in chosen:
         report["track"] = ingest.run_track([1, 16, 64], seconds, log_dir)
     if "batch" in chosen:
-        report["batch"] = ingest.run_batch(batch_size=1000, concurrency=4, seconds=seconds, log_dir=log_dir)
+        report["batch"] = [
+            ingest.run_batch(batch_size=1000, concurrency=4, seconds=seconds, log_dir=log_dir),
+            ingest.run_batch(batch_size=10_000, concurrency=2, seconds=seconds + 2, log_dir=log_dir),
+        ]
     if "summary" in chosen:
         report["summary"] = [summary.run(n, calls=500, reload=args.reload, log_dir=log_dir) for n in rows]
+    if "economy" in chosen:
+        report["economy"] = economy.run(operations=1000, seconds=60.0, log_dir=log_dir)
+    if "e2e" in chosen:
+        report["e2e"] = e2e.run(operations=100, log_dir=log_dir)
 
     RESULTS.mkdir(exist_ok=True)
     path = RESULTS / f"bench-{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}.json"
@@ -75,8 +82,8 @@ def main() -> int:
 def render(report: dict) -> str:
     machine = report["machine"]
     lines = [
-        f"HireMeter benchmarks ({report['mode']}) on {machine['cpu']}, {machine['cores']} cores, "
-        f"{machine['memory_gib']} GiB, Python {machine['python']}",
+        f"HireMeter benchmarks ({report['mode']}, {report['started']}) on {machine['cpu']}, "
+        f"{machine['cores']} cores, {machine['memory_gib']} GiB, Python {machine['python']}",
         "",
         "| measure | HireMeter | baseline (same run) | ratio | target |",
         "|---|---|---|---|---|",
@@ -88,11 +95,11 @@ def render(report: dict) -> str:
             f"({track['p50_ms']:.2f} / {track['p99_ms']:.2f}) | echo {echo['throughput']:.0f} "
             f"({echo['p50_ms']:.2f} / {echo['p99_ms']:.2f}) | {level['ratio']:.2f} | ≥ 0.8 |"
         )
-    if "batch" in report:
-        batch = report["batch"]
+    for batch in report.get("batch", []):
         lines.append(
-            f"| TrackBatch ({batch['batch_size']} per call, {batch['concurrency']} callers): durable events/s | "
-            f"{batch['events_per_second']:.0f} | peer: 10,000 | {batch['events_per_second'] / 10000:.2f} | ≥ 20,000 |"
+            f"| TrackBatch, {batch['batch_size']:,} per call, {batch['concurrency']} callers: durable events/s "
+            f"| {batch['events_per_second']:,.0f} | peer: 10,000 | {batch['events_per_second'] / 10000:.2f} "
+            "| ≥ 20,000 |"
         )
     for entry in report.get("summary", []):
         lines.append(
@@ -100,15 +107,51 @@ def render(report: dict) -> str:
             f"{entry['summary']['p99_ms']:.2f} | plain GROUP BY {entry['plain_group_by']['p50_ms']:.2f} / "
             f"{entry['plain_group_by']['p99_ms']:.2f} | {entry['speedup_p99']:.2f}x | p99 ≤ 10 ms, ≥ 100x |"
         )
+        if "plain_group_by_full_scan" in entry:
+            scan = entry["plain_group_by_full_scan"]
+            lines.append(
+                f"| (same summary) vs the plain GROUP BY as a full ledger scan, {entry['rows']:,} rows | "
+                f"{entry['summary']['p99_ms']:.2f} | scan {scan['p50_ms']:.0f} / {scan['p99_ms']:.0f} | "
+                f"{entry['speedup_p99_vs_full_scan']:.0f}x | ≥ 100x |"
+            )
+    if "economy" in report:
+        economy = report["economy"]
+        lines.append(
+            f"| Usage API calls for {economy['operations']:,} operations without usage in "
+            f"{economy['seconds']:.0f} s | {economy['usage_api_calls']} | seed design: {economy['baseline_calls']:,} "
+            f"| {economy['usage_api_calls'] / economy['baseline_calls']:.3f} | ≤ 5 |"
+        )
+    if "e2e" in report:
+        e2e = report["e2e"]
+        lines.append(
+            f"| Operation to billing, {e2e['operations']} ParseResume: p50 / p99 ms | {e2e['p50_ms']:.1f} / "
+            f"{e2e['p99_ms']:.1f} | one summary poll p50 {e2e['poll_p50_ms']:.2f} | | p99 < 1,000 ms |"
+        )
     memory = []
     if "track" in report:
         memory.append(f"usage_tracker {report['track']['tracker_peak_rss_mib']} MiB (Track load)")
-    if "batch" in report:
-        memory.append(f"usage_tracker {report['batch']['tracker_peak_rss_mib']} MiB (batch load)")
+    for batch in report.get("batch", []):
+        memory.append(
+            f"usage_tracker {batch['tracker_peak_rss_mib']} MiB (TrackBatch of {batch['batch_size']:,})"
+        )
     for entry in report.get("summary", []):
         memory.append(f"billing {entry['billing_peak_rss_mib']} MiB ({entry['rows']:,} rows)")
+    if "economy" in report:
+        memory.append(f"usage_tracker {report['economy']['tracker_peak_rss_mib']} MiB (usage-API economy)")
+    if "e2e" in report:
+        memory += [
+            f"{name} {mib} MiB (operation to billing)" for name, mib in report["e2e"]["peak_rss_mib"].items()
+        ]
     if memory:
-        lines += ["", "Peak RSS: " + "; ".join(memory)]
+        lines += ["", "Peak RSS (VmHWM): " + "; ".join(memory)]
+    cpu = [
+        f"{level['concurrency']} callers: Track {level['tracker_cpu_ms_per_call']:.2f} ms, "
+        f"echo {level['echo_cpu_ms_per_call']:.2f} ms"
+        for level in report.get("track", {}).get("levels", [])
+        if "echo_cpu_ms_per_call" in level
+    ]
+    if cpu:
+        lines += ["", "Server CPU per call: " + "; ".join(cpu)]
     return "\n".join(lines)
 
 

@@ -11,10 +11,11 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from hiremeter.usage.v1 import usage_tracker_pb2 as pb
 
 from bench.load import closed_loop
-from bench.processes import TOKEN, drop_schema, free_port, fresh_schema, service
+from bench.processes import TOKEN, cpu_seconds, db_engine, drop_schema, free_port, fresh_schema, service
 
 METADATA = (("authorization", f"Bearer {TOKEN}"),)
 TRACK = "/hiremeter.usage.v1.UsageTracker/Track"
+ECHO = "/bench.Echo/Echo"
 TRACK_BATCH = "/hiremeter.usage.v1.UsageTracker/TrackBatch"
 
 
@@ -61,25 +62,38 @@ def run_track(concurrencies: list[int], seconds: float, log_dir: Path) -> dict:
             ) as tracker,
         ):
             for concurrency in concurrencies:
+                closed_loop(echo.target, ECHO, lambda i: sample, concurrency=concurrency, seconds=0.5)
+                echo_cpu = cpu_seconds(echo.process.pid)
                 baseline = closed_loop(
                     echo.target,
-                    "/bench.Echo/Echo",
+                    ECHO,
                     lambda i: sample,
                     concurrency=concurrency,
                     seconds=seconds,
+                    warmup_seconds=0.0,
                 )
+                echo_cpu = cpu_seconds(echo.process.pid) - echo_cpu
                 prefix = f"{run}-c{concurrency}-"
+                make = lambda i, prefix=prefix: track_request(f"{prefix}{i}", i % 100).SerializeToString()  # noqa: E731
+                closed_loop(
+                    tracker.target, TRACK, make, concurrency=concurrency, seconds=0.5, metadata=METADATA
+                )
+                cpu_before = cpu_seconds(tracker.process.pid)
                 measured = closed_loop(
                     tracker.target,
                     TRACK,
-                    lambda i, prefix=prefix: track_request(f"{prefix}{i}", i % 100).SerializeToString(),
+                    lambda i, make=make: make(i + 10_000_000),  # not the warm-up's operation ids
                     concurrency=concurrency,
                     seconds=seconds,
                     metadata=METADATA,
+                    warmup_seconds=0.0,
                 )
+                cpu = cpu_seconds(tracker.process.pid) - cpu_before
                 results["levels"].append(
                     {
                         "concurrency": concurrency,
+                        "tracker_cpu_ms_per_call": round(cpu / max(1, measured.calls) * 1000, 3),
+                        "echo_cpu_ms_per_call": round(echo_cpu / max(1, baseline.calls) * 1000, 3),
                         "echo": baseline.as_dict(),
                         "track": measured.as_dict(),
                         "ratio": round(measured.throughput / baseline.throughput, 3),
@@ -92,29 +106,45 @@ def run_track(concurrencies: list[int], seconds: float, log_dir: Path) -> dict:
 
 
 def run_batch(batch_size: int, concurrency: int, seconds: float, log_dir: Path) -> dict:
+    """Closed-loop TrackBatch calls of `batch_size` fresh operations each; an event counts once its batch
+    is acknowledged (committed). The batches are made by stamping a batch number into one serialized
+    template (same length, so still a valid message), so the client's own cost stays small."""
     run = uuid.uuid4().hex[:8]
     schema = f"bench_batch_{run}"
     url = fresh_schema(schema)
+    marker = b"B0000000"
+    template = pb.TrackBatchRequest(
+        requests=[track_request(f"{run}-{marker.decode()}-{j:05d}", j % 100) for j in range(batch_size)]
+    ).SerializeToString()
     try:
         port = free_port()
         with service(
             "usage_tracker", ["-m", "services.usage_tracker"], _tracker_env(url, port), port, log_dir
         ) as tracker:
-
-            def make(i: int) -> bytes:
-                requests = [track_request(f"{run}-b{i}-{j}", j % 100) for j in range(batch_size)]
-                return pb.TrackBatchRequest(requests=requests).SerializeToString()
-
+            cpu_before = cpu_seconds(tracker.process.pid)
             measured = closed_loop(
-                tracker.target, TRACK_BATCH, make, concurrency=concurrency, seconds=seconds, metadata=METADATA
+                tracker.target,
+                TRACK_BATCH,
+                lambda i: template.replace(marker, b"B%07d" % i),
+                concurrency=concurrency,
+                seconds=seconds,
+                metadata=METADATA,
+                warmup_seconds=0.0,
             )
+            cpu = cpu_seconds(tracker.process.pid) - cpu_before
             peak = tracker.peak_rss_mib()
+            with db_engine(url) as engine, engine.connect() as connection:
+                stored = connection.exec_driver_sql("SELECT count(*) FROM usage_records").scalar_one()
     finally:
         drop_schema(schema)
+    events = measured.calls * batch_size
+    if stored < events:
+        raise AssertionError(f"{events} events acknowledged but only {stored} stored")
     return {
         "batch_size": batch_size,
         "concurrency": concurrency,
         "batches": measured.as_dict(),
         "events_per_second": round(measured.throughput * batch_size, 1),
+        "tracker_cpu_ms_per_1000_events": round(cpu / max(1, stored) * 1e6, 1),
         "tracker_peak_rss_mib": peak,
     }

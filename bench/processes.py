@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,6 +45,15 @@ def fresh_schema(schema: str, *, recruiting: bool = False) -> str:
     url = schema_url(schema)
     db.upgrade(url, RECRUITING_MIGRATIONS if recruiting else USAGE_MIGRATIONS)
     return url
+
+
+@contextlib.contextmanager
+def db_engine(url: str) -> Iterator:
+    engine = db.make_engine(url, pool_size=1)
+    try:
+        yield engine
+    finally:
+        engine.dispose()
 
 
 def drop_schema(schema: str) -> None:
@@ -108,6 +118,42 @@ def service(name: str, module: list[str], env: dict[str, str], port: int, log_di
         try:
             wait_serving(f"127.0.0.1:{port}")
             yield Service(name, process, port)
+        finally:
+            process.terminate()
+            try:
+                process.wait(10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds a process has used so far (/proc/<pid>/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@contextlib.contextmanager
+def http_service(name: str, module: list[str], health_url: str, log_dir: Path) -> Iterator[Service]:
+    """A non-gRPC subprocess (the OpenAI simulator), ready once `health_url` answers 200."""
+    log_dir.mkdir(parents=True, exist_ok=True)
+    with open(log_dir / f"{name}.log", "w") as log:
+        process = subprocess.Popen(
+            [sys.executable, *module], cwd=REPO, env=dict(os.environ), stdout=log, stderr=subprocess.STDOUT
+        )
+        try:
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    with urllib.request.urlopen(health_url, timeout=1) as answer:  # noqa: S310 - loopback
+                        if answer.status == 200:
+                            break
+                except OSError:
+                    pass
+                if time.monotonic() > deadline or process.poll() is not None:
+                    raise TimeoutError(f"{name} did not become healthy")
+                time.sleep(0.1)
+            yield Service(name, process, 0)
         finally:
             process.terminate()
             try:
