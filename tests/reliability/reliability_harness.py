@@ -207,6 +207,9 @@ class Suite:
             RECRUITING_OUTBOX_BACKOFF_BASE_SECONDS="0.05",
             RECRUITING_OUTBOX_BACKOFF_MAX_SECONDS="1",
             RECRUITING_TRACK_TIMEOUT_SECONDS="2",
+            # A reservation whose process died is released (billed from the usage API) 5 s after the call
+            # began, not after the production default (the longest call: 10 s x 1 attempt + 30 s).
+            RECRUITING_ORPHAN_GRACE_SECONDS="5",
         )
         env.update(self.env_overrides)
         return env

@@ -32,6 +32,7 @@ from hiremeter.usage.v1 import usage_tracker_pb2
 
 from services.common import db
 from services.recruiting.storage import tables as recruiting_tables
+from services.recruiting.storage.repository import ABANDONED, POISONED, READY, RESERVED
 from services.usage_tracker.storage import tables as usage_tables
 from tests.reliability.reliability_harness import Suite
 
@@ -237,9 +238,11 @@ class Ledger:
     rollup_operations: int
     rollup_cost: Decimal
     outbox_total: int
-    outbox_pending: int
+    outbox_pending: int  # state reserved (a call in flight, or an orphan to release) or ready
     outbox_poisoned: int
-    committed_operations: dict[str, str]  # operation_id -> candidate_id, from recruiting's outbox
+    committed_operations: dict[str, str]  # operation_id -> candidate_id, outbox rows owed a ledger record
+    outbox_abandoned: int = 0  # reservations whose OpenAI call did no work: never billed
+    orphans: set[str] = field(default_factory=set)  # operation_ids released without usage
 
     @property
     def by_operation(self) -> dict[str, dict]:
@@ -258,6 +261,8 @@ def read_ledger(suite: Suite) -> Ledger:
             outbox_rows = [dict(row._mapping) for row in connection.execute(sa.select(o))]
             committed = {}
             for row in outbox_rows:
+                if row["state"] == ABANDONED:
+                    continue  # OpenAI did no work: owed nothing
                 request = usage_tracker_pb2.TrackRequest.FromString(row["payload"])
                 committed[row["operation_id"]] = request.candidate_id
     finally:
@@ -269,14 +274,17 @@ def read_ledger(suite: Suite) -> Ledger:
         rollup_operations=sum(row["operations"] for row in rollups),
         rollup_cost=sum((row["cost"] for row in rollups), Decimal(0)),
         outbox_total=len(outbox_rows),
-        outbox_pending=sum(1 for row in outbox_rows if row["sent_at"] is None and row["poisoned_at"] is None),
-        outbox_poisoned=sum(1 for row in outbox_rows if row["poisoned_at"] is not None),
+        outbox_pending=sum(1 for row in outbox_rows if row["state"] in (RESERVED, READY)),
+        outbox_poisoned=sum(1 for row in outbox_rows if row["state"] == POISONED),
         committed_operations=committed,
+        outbox_abandoned=sum(1 for row in outbox_rows if row["state"] == ABANDONED),
+        orphans={row["operation_id"] for row in outbox_rows if row["orphaned_at"] is not None},
     )
 
 
 def wait_for_drain(suite: Suite, *, timeout: float = 60.0) -> float:
-    """Waits until recruiting's outbox has nothing pending; the seconds it took."""
+    """Waits until recruiting's outbox has nothing pending (no reservation left, in flight or orphaned, and no
+    ready row unsent); the seconds it took."""
     started = time.monotonic()
     while True:
         ledger = read_ledger(suite)
@@ -338,7 +346,14 @@ def check_exactly_once(result: LoadResult, ledger: Ledger) -> dict:
     if ledger.outbox_poisoned:
         problems.append(f"{ledger.outbox_poisoned} outbox rows poisoned")
     assert not problems, "\n".join(problems)
+    orphan_sources: dict[str, int] = {}
+    for operation_id in ledger.orphans:
+        source = by_operation[operation_id]["source"] if operation_id in by_operation else "unbilled"
+        orphan_sources[source] = orphan_sources.get(source, 0) + 1
     return {
+        "orphans_released": len(ledger.orphans),
+        "orphans_by_source": orphan_sources,
+        "reservations_abandoned": ledger.outbox_abandoned,
         "intents": len(result.intents),
         "acknowledged": len(result.acknowledged),
         "retried_intents": len(result.retried),

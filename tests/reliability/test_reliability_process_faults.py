@@ -73,8 +73,16 @@ def test_sigkill_each_process_during_load_bills_every_operation_exactly_once(mak
     ledger = read_ledger(suite)
     summary = check_exactly_once(result, ledger)
     chat_calls = suite.sim.stats()["requests"]["chat"]
-    cv_records = sum(1 for r in ledger.records if r["category"] == "cv_parsing")
-    assert cv_records <= chat_calls, "more CV records than OpenAI calls: something was billed twice"
+    cv_records = [r for r in ledger.records if r["category"] == "cv_parsing"]
+    assert len(cv_records) <= chat_calls, "more CV records than OpenAI calls: something was billed twice"
+    served = [r for r in suite.sim.requests() if r.get("source", "chat") == "chat"]
+    served_tokens = sum(r["input_tokens"] + r["output_tokens"] for r in served)
+    billed_tokens = sum(r["input_tokens"] + r["output_tokens"] for r in cv_records)
+    # Every call OpenAI answered is billed, those whose process died included (released as orphans after
+    # their grace, from the usage API). Their tokens are not asserted equal to what was served: an orphan
+    # released while other calls of its minute are still unmetered takes their tokens too (docs/reliability.md).
+    assert len(cv_records) == chat_calls, f"{chat_calls - len(cv_records)} OpenAI calls spent, never billed"
+    assert "unbilled" not in summary["orphans_by_source"], summary["orphans_by_source"]
     figures["process_faults"] = {
         **summary,
         "load_seconds": round(result.seconds, 1),
@@ -82,6 +90,9 @@ def test_sigkill_each_process_during_load_bills_every_operation_exactly_once(mak
         "kills": faults.events,
         "client_errors_retried": sum(len(i.errors) for i in result.intents),
         "openai_chat_calls": chat_calls,
-        # Calls OpenAI answered whose recruiting process died before the commit: spent, never metered.
-        "openai_calls_spent_but_unbilled": chat_calls - cv_records,
+        # Calls OpenAI answered whose recruiting process died before the commit: their reservations are
+        # released as orphans after RECRUITING_ORPHAN_GRACE_SECONDS (5 s here) and billed without usage.
+        "openai_calls_spent_but_unbilled": chat_calls - len(cv_records),
+        "cv_tokens_served": served_tokens,
+        "cv_tokens_billed": billed_tokens,
     }
