@@ -3,12 +3,11 @@
 Migrates the databases, starts the local OpenAI simulator when OPENAI_API_KEY is unset, then the four
 processes, each with its output prefixed; waits until each is healthy, prints where everything listens and
 the billing page's link, and on Ctrl-C / SIGTERM stops them all (SIGTERM, then SIGKILL after a grace).
-Children die with the supervisor even if it is killed outright (PR_SET_PDEATHSIG), so nothing is orphaned.
+Children die with the supervisor even if it is killed outright (tools.die_with_parent), so nothing is orphaned.
 """
 
 from __future__ import annotations
 
-import ctypes
 import importlib.util
 import json
 import os
@@ -27,11 +26,11 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from gateway.tokens import demo_link
 from services.common.config import VAR_DIR
+from tools import die_with_parent
 
 REPO = Path(__file__).resolve().parents[1]
 COLORS = ("\033[36m", "\033[35m", "\033[33m", "\033[32m", "\033[34m")
 RESET = "\033[0m"
-_PR_SET_PDEATHSIG = 1
 
 
 @dataclass
@@ -40,10 +39,6 @@ class Child:
     argv: list[str]
     ready: str  # "grpc:PORT" or "http:URL"
     process: subprocess.Popen | None = None
-
-
-def _die_with_parent() -> None:
-    ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def _dev_secrets() -> dict[str, str]:
@@ -155,13 +150,12 @@ def main() -> int:
     children = _children(env, simulated)
     for index, child in enumerate(children):
         child.process = subprocess.Popen(
-            child.argv,
+            die_with_parent.wrap(child.argv),
             cwd=REPO,
             env=env,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
-            preexec_fn=_die_with_parent,
         )
         threading.Thread(target=_pump, args=(child, COLORS[index % len(COLORS)]), daemon=True).start()
 

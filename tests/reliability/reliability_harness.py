@@ -2,14 +2,13 @@
 subprocesses, and a throwaway PostgreSQL cluster, each killable and restartable by a test.
 
 Every process runs in its own process group (start_new_session) and dies with the test process
-(PR_SET_PDEATHSIG); stop() and the fixtures' finalizers SIGKILL the whole group, so a failing test leaves
+(tools.die_with_parent); stop() and the fixtures' finalizers SIGKILL the whole group, so a failing test leaves
 no orphan. Everything listens on 127.0.0.1 only, on ports picked here.
 """
 
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import os
 import shutil
 import signal
@@ -35,13 +34,13 @@ from gateway import tokens
 from services.common import db
 from services.common.grpc_client import service_channel
 from services.common.migrate import RECRUITING_MIGRATIONS, USAGE_MIGRATIONS
+from tools import die_with_parent
 from tools.openai_sim.testing import SimulatorHandle
 
 REPO = Path(__file__).resolve().parents[2]
 SERVICE_TOKEN = "reliability-service-token"
 JWT_SECRET = "reliability-jwt-secret-0123456789abcdef"
 START_TIMEOUT = 30.0
-_PR_SET_PDEATHSIG = 1
 
 _handed_out: set[int] = set()
 _ports_lock = threading.Lock()
@@ -58,10 +57,6 @@ def free_port() -> int:
                 _handed_out.add(port)
                 return port
     raise RuntimeError("no free loopback port")
-
-
-def _die_with_parent() -> None:
-    ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def _kill_group(process: subprocess.Popen) -> None:
@@ -238,14 +233,13 @@ class Suite:
         # one long-lived spawner thread, never by a short-lived fault-injection thread.
         proc.process = self._spawner.submit(
             subprocess.Popen,
-            proc.argv,
+            die_with_parent.wrap(proc.argv, signal.SIGKILL),
             cwd=REPO,
             env=self.environment(),
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
-            preexec_fn=_die_with_parent,
         ).result()
         log.close()
         proc.starts += 1
