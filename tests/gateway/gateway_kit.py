@@ -14,9 +14,9 @@ from gateway.config import Settings
 from gateway.tokens import issue
 from services.common.config import ServerSettings
 from services.recruiting.bootstrap import start as start_recruiting
-from services.recruiting.testing import recruiting_settings
 from tests.conftest import SERVICE_TOKEN
 from tests.grpc.billing.billing_seed import running_tracker
+from tests.support.recruiting import recruiting_settings
 from tools.openai_sim.testing import running_simulator
 
 JWT_SECRET = "gateway-test-secret-0123456789abcdef0123456789"

@@ -28,9 +28,9 @@ from gateway.tokens import issue
 from services.common import db
 from services.common.migrate import RECRUITING_MIGRATIONS, USAGE_MIGRATIONS
 from services.recruiting.bootstrap import start as start_recruiting
-from services.recruiting.testing import recruiting_settings
 from tests.conftest import IN_CI, SERVER_SETTINGS, SERVICE_TOKEN
 from tests.grpc.billing.billing_seed import running_billing, running_tracker
+from tests.support.recruiting import recruiting_settings
 from tools.openai_sim.testing import running_simulator
 
 pytestmark = pytest.mark.browser

@@ -11,8 +11,8 @@ from hiremeter.usage.v1 import usage_tracker_pb2
 from services.common.grpc_client import service_channel
 from services.recruiting.bootstrap import start
 from services.recruiting.storage.tables import outbox
-from services.recruiting.testing import recruiting_settings, start_fake_tracker
 from tests.conftest import SERVICE_TOKEN
+from tests.support.recruiting import recruiting_settings, start_fake_tracker
 from tools.openai_sim.testing import running_simulator
 
 

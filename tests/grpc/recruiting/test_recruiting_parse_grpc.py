@@ -11,9 +11,9 @@ from hiremeter.usage.v1 import usage_tracker_pb2
 
 from services.common.grpc_client import service_channel
 from services.recruiting.bootstrap import start
-from services.recruiting.testing import recruiting_settings
 from tests.conftest import SERVICE_TOKEN
 from tests.grpc.recruiting.conftest import code_of
+from tests.support.recruiting import recruiting_settings
 from tests.unit.recruiting.recruiting_files import make_docx, make_pdf, make_zip_bomb_docx
 
 TEXT_CV = b"Jane Doe\nSenior Backend Engineer\njane.doe@example.com\nSkills: Python, PostgreSQL"

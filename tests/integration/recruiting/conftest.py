@@ -17,8 +17,8 @@ from services.common.grpc_server import RunningServer
 from services.recruiting.bootstrap import start as start_recruiting
 from services.recruiting.outbox.relay import RelaySettings
 from services.recruiting.storage.repository import SqlRepository
-from services.recruiting.testing import recruiting_settings
 from tests.conftest import SERVICE_TOKEN
+from tests.support.recruiting import recruiting_settings
 from tools.openai_sim.testing import running_simulator
 
 usage_bootstrap = pytest.importorskip("services.usage_tracker.bootstrap")

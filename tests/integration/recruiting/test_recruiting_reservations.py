@@ -38,8 +38,8 @@ from services.recruiting.outbox.relay import OutboxRelay, RelaySettings
 from services.recruiting.service import RecruitingService
 from services.recruiting.storage.repository import SqlRepository, _complete
 from services.recruiting.storage.tables import outbox, resumes
-from services.recruiting.testing import recruiting_settings
 from tests.conftest import SERVICE_TOKEN
+from tests.support.recruiting import recruiting_settings
 
 ROOT = Path(__file__).resolve().parents[3]
 CV = b"Jane Doe\njane@example.com\nSenior Python engineer, 8 years.\nSkills: Python, PostgreSQL, gRPC\n"

@@ -1,4 +1,4 @@
-"""Test support (like tools/openai_sim/testing.py): a fake UsageTracker with Track's idempotency rules, and
+"""Test support for recruiting: a fake UsageTracker with Track's idempotency rules, and
 Settings for an in-process recruiting server pointed at a simulator and a tracker."""
 
 from __future__ import annotations
