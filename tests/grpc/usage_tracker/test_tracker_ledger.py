@@ -49,6 +49,32 @@ def test_one_hundred_concurrent_identical_tracks_make_one_record(tracker):
     assert len(rollups) == 1 and rollups[0]["operations"] == 1
 
 
+def test_a_burst_of_tracks_shares_commits_and_each_gets_its_own_answer(tracker):
+    """64 callers at once: distinct operations, retries of one operation and a conflicting copy of it land
+    in the same group commits; each caller gets its own record (or ALREADY_EXISTS), nothing is doubled."""
+    requests = [track_request(f"burst-{n}", usage=USAGE, company_id=f"co-{n % 5}") for n in range(200)]
+    requests += [track_request("burst-7", usage=USAGE, company_id="co-2")] * 20
+    conflicting = track_request("burst-7", usage={**USAGE, "output_tokens": 9}, company_id="co-2")
+
+    def call(request):
+        try:
+            return tracker.stub.Track(request, timeout=30)
+        except grpc.RpcError as error:
+            return error.code()
+
+    with ThreadPoolExecutor(max_workers=64) as pool:
+        answers = list(pool.map(call, [*requests, conflicting]))
+    assert answers[-1] == grpc.StatusCode.ALREADY_EXISTS
+    records = answers[:-1]
+    assert [r.record.operation_id for r in records] == [r.operation_id for r in requests]
+    assert sum(not r.duplicate for r in records) == 200 and sum(r.duplicate for r in records) == 20
+    assert len({r.record.record_id for r in records if r.record.operation_id == "burst-7"}) == 1
+    assert tracker.count() == 200
+    rollups = tracker.rows("usage_rollups")
+    assert sum(r["operations"] for r in rollups) == 200 and len(rollups) == 5
+    assert sum(Decimal(str(r["cost"])) for r in rollups) == Decimal("0.0109375") * 200
+
+
 def test_batch_tracks_in_order_with_duplicates(tracker):
     tracker.stub.Track(track_request("b-0", usage=USAGE))
     batch = pb.TrackBatchRequest(
