@@ -82,6 +82,12 @@ class GroupCommit:
             self._ready.notify()
         return pending.wait()
 
+    @property
+    def queued(self) -> int:
+        """Tracks waiting for a writer (not counting the batches being written)."""
+        with self._ready:
+            return len(self._queue)
+
     def close(self) -> None:
         """Writes what is queued, then stops the writers."""
         with self._ready:
