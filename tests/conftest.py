@@ -21,6 +21,7 @@ import sqlalchemy as sa
 from services.common import db
 from services.common.config import ServerSettings
 from services.common.migrate import RECRUITING_MIGRATIONS, USAGE_MIGRATIONS
+from tools.openai_sim.testing import SimulatorHandle, running_simulator
 
 SERVICE_TOKEN = "test-service-token"
 IN_CI = os.environ.get("CI", "").lower() == "true"
@@ -107,3 +108,18 @@ SERVER_SETTINGS = ServerSettings(
 def server_settings() -> ServerSettings:
     """Settings for an in-process server on a free loopback port with the test service token."""
     return replace(SERVER_SETTINGS)
+
+
+@pytest.fixture(scope="session")
+def simulator() -> Iterator[SimulatorHandle]:
+    """One local OpenAI simulator for the session (tools/openai_sim), on a free loopback port."""
+    with running_simulator() as handle:
+        yield handle
+
+
+@pytest.fixture
+def sim(simulator: SimulatorHandle) -> Iterator[SimulatorHandle]:
+    """The session's simulator, forgotten before each test (usage, faults, counters, clock)."""
+    simulator.reset()
+    yield simulator
+    simulator.clear_faults()

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +17,7 @@ import openai
 import pytest
 import yaml
 
-from tools.openai_sim.testing import SimulatorHandle, running_simulator
+from tools.openai_sim.testing import SimulatorHandle
 
 # Verbatim copies of the shared OpenAI reference, kept with the tests (see reference/README.md).
 REFERENCE = Path(__file__).resolve().parent / "reference"
@@ -27,18 +27,6 @@ REFERENCE = Path(__file__).resolve().parent / "reference"
 def anyio_backend() -> str:
     """Async tests (``@pytest.mark.anyio``) run on asyncio, the loop the SDK's realtime client targets."""
     return "asyncio"
-
-
-@pytest.fixture(scope="session")
-def simulator() -> Iterator[SimulatorHandle]:
-    with running_simulator() as handle:
-        yield handle
-
-
-@pytest.fixture
-def sim(simulator: SimulatorHandle) -> SimulatorHandle:
-    simulator.reset()
-    return simulator
 
 
 @pytest.fixture

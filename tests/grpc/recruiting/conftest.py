@@ -13,20 +13,6 @@ from services.recruiting.bootstrap import start
 from services.recruiting.storage.tables import outbox
 from tests.conftest import SERVICE_TOKEN
 from tests.support.recruiting import recruiting_settings, start_fake_tracker
-from tools.openai_sim.testing import running_simulator
-
-
-@pytest.fixture(scope="session")
-def _simulator():
-    with running_simulator() as handle:
-        yield handle
-
-
-@pytest.fixture
-def sim(_simulator):
-    _simulator.reset()
-    yield _simulator
-    _simulator.clear_faults()
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from services.common.grpc_client import service_channel
 from services.usage_tracker.bootstrap import start
 from tests.conftest import SERVICE_TOKEN
 from tests.grpc.usage_tracker.tracker_helpers import TrackerHandle, settings_for
-from tools.openai_sim.testing import SimulatorHandle, running_simulator
+from tools.openai_sim.testing import SimulatorHandle
 
 
 @pytest.fixture
@@ -37,15 +37,3 @@ def tracker_for(usage_database_url, server_settings, engine_for) -> Iterator[Cal
 def tracker(tracker_for) -> TrackerHandle:
     """A tracker without the usage API (operations without usage fall back)."""
     return tracker_for()
-
-
-@pytest.fixture(scope="module")
-def module_simulator() -> Iterator[SimulatorHandle]:
-    with running_simulator() as sim:
-        yield sim
-
-
-@pytest.fixture
-def sim(module_simulator) -> SimulatorHandle:
-    module_simulator.reset()
-    return module_simulator

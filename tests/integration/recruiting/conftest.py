@@ -17,25 +17,10 @@ from services.common.grpc_server import RunningServer
 from services.recruiting.bootstrap import start as start_recruiting
 from services.recruiting.outbox.relay import RelaySettings
 from services.recruiting.storage.repository import SqlRepository
+from services.usage_tracker.bootstrap import start as start_tracker
+from services.usage_tracker.config import Settings as TrackerSettings
 from tests.conftest import SERVICE_TOKEN
 from tests.support.recruiting import recruiting_settings
-from tools.openai_sim.testing import running_simulator
-
-usage_bootstrap = pytest.importorskip("services.usage_tracker.bootstrap")
-usage_config = pytest.importorskip("services.usage_tracker.config")
-
-
-@pytest.fixture(scope="session")
-def _simulator():
-    with running_simulator() as handle:
-        yield handle
-
-
-@pytest.fixture
-def sim(_simulator):
-    _simulator.reset()
-    yield _simulator
-    _simulator.clear_faults()
 
 
 @dataclass
@@ -73,7 +58,7 @@ class Stack:
             "USAGE_API_TIMEOUT_SECONDS": "2",
             "USAGE_API_LOOKUP_TIMEOUT_SECONDS": "4",
         }
-        self.tracker = usage_bootstrap.start(usage_config.Settings.from_env(Env(env)))
+        self.tracker = start_tracker(TrackerSettings.from_env(Env(env)))
         self.tracker_port = self.tracker.port
 
     def stop_tracker(self) -> None:
