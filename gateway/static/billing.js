@@ -48,6 +48,8 @@
   }
 
   function quantity(text, unit) {
+    // Interviews shorter than six seconds would read "0.0 min": show them in seconds (display only).
+    if (unit === "minute" && Number(text) > 0 && Number(text) < 0.1) return (Number(text) * 60).toFixed(1) + " s";
     const places = unit === "minute" ? 1 : 0;
     const value = roundDecimal(text, places);
     const [one, many] = UNIT_LABELS[unit] || [unit, unit];
@@ -249,6 +251,10 @@
         cell.dataset.label = label;
         cell.textContent = text;
         if (index >= 5) cell.className = "num";
+        if (label === "Job" || label === "Candidate") {
+          cell.className = "id"; // long ids are cut with an ellipsis; the whole id is in the tooltip
+          cell.title = text;
+        }
         if (label === "Completed") cell.title = record.completed_time;
         if (label === "Cost") cell.title = record.cost + " USD (base " + record.base_cost + ", margin " + record.margin + ")";
       });
