@@ -25,7 +25,7 @@ async def _until(conn, event_type: str, limit: int = 60):
 async def _drive(base_url: str, key: str, turns: int, model: str) -> list:
     client = openai.AsyncOpenAI(base_url=base_url, api_key=key, max_retries=0, timeout=10)
     usages = []
-    async with client.realtime.connect(model=model) as conn:
+    async with client, client.realtime.connect(model=model) as conn:
         await _until(conn, "session.created")
         for turn in range(turns):
             if turn % 2:

@@ -154,14 +154,15 @@ def test_admin_api_rejects_bad_faults(sim):
 @pytest.mark.anyio
 async def test_realtime_handshake_faults(sim):
     client = openai.AsyncOpenAI(base_url=sim.base_url, api_key=sim.api_key, max_retries=0)
-    sim.set_fault("realtime", "rate_limit", retry_after=2, count=1)
-    with pytest.raises(websockets.exceptions.InvalidStatus) as refused:
-        async with client.realtime.connect(model="gpt-realtime"):
-            pass
-    assert refused.value.response.status_code == 429
-    assert refused.value.response.headers["Retry-After"] == "2"
-    sim.set_fault("realtime", "error", count=1)
-    with pytest.raises(websockets.exceptions.InvalidStatus) as failed:
-        async with client.realtime.connect(model="gpt-realtime"):
-            pass
-    assert failed.value.response.status_code == 500
+    async with client:
+        sim.set_fault("realtime", "rate_limit", retry_after=2, count=1)
+        with pytest.raises(websockets.exceptions.InvalidStatus) as refused:
+            async with client.realtime.connect(model="gpt-realtime"):
+                pass
+        assert refused.value.response.status_code == 429
+        assert refused.value.response.headers["Retry-After"] == "2"
+        sim.set_fault("realtime", "error", count=1)
+        with pytest.raises(websockets.exceptions.InvalidStatus) as failed:
+            async with client.realtime.connect(model="gpt-realtime"):
+                pass
+        assert failed.value.response.status_code == 500
