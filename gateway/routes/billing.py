@@ -8,12 +8,12 @@ from collections.abc import Iterator
 from typing import Annotated
 
 import grpc
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
 from fastapi.responses import StreamingResponse
 from hiremeter.billing.v1 import billing_pb2
 
 from gateway import schemas
-from gateway.deps import ClientsDep, TenantDep
+from gateway.deps import ClientsDep, Tenant, TenantDep
 from gateway.errors import from_rpc_error, invalid
 from gateway.grpc_clients import BILLING_TIMEOUT_SECONDS, EXPORT_TIMEOUT_SECONDS, call_metadata
 from gateway.schemas import CATEGORY_NAME, CATEGORY_VALUE, SOURCE_VALUE, CategoryName, SourceName
@@ -51,7 +51,7 @@ IdParam = Annotated[str | None, Query(max_length=128)]
 _ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 
-def period(start: str | None, end: str | None, tz: str | None) -> billing_pb2.Period:
+def requested_period(start: str | None, end: str | None, tz: str | None) -> billing_pb2.Period:
     """The requested period; this month (UTC) when neither day is given. Billing validates the rest."""
     if start is None and end is None:
         today = dt.datetime.now(dt.UTC).date()
@@ -63,6 +63,41 @@ def period(start: str | None, end: str | None, tz: str | None) -> billing_pb2.Pe
     return billing_pb2.Period(start_date=start, end_date=end, time_zone=tz or "")
 
 
+def company_query(tenant: TenantDep, company_id: Company = None) -> Tenant:
+    """The token's tenant, once a company_id in the query (if any) was found to be its own."""
+    tenant.check(company_id)
+    return tenant
+
+
+def period_query(start: Start = None, end: End = None, tz: Tz = None) -> billing_pb2.Period:
+    return requested_period(start, end, tz)
+
+
+def record_filter_query(
+    period: Annotated[billing_pb2.Period, Depends(period_query)],
+    category: CategoryParam = None,
+    source: SourceParam = None,
+    job_id: IdParam = None,
+    candidate_id: IdParam = None,
+) -> billing_pb2.UsageRecordFilter:
+    for name, value in (("job_id", job_id), ("candidate_id", candidate_id)):
+        if value and not _ID.match(value):
+            raise invalid(f"{name} must be 1-128 characters of [A-Za-z0-9._:-]")
+    return billing_pb2.UsageRecordFilter(
+        period=period,
+        category=CATEGORY_VALUE[category] if category else 0,
+        source=SOURCE_VALUE[source] if source else 0,
+        job_id=job_id or "",
+        candidate_id=candidate_id or "",
+    )
+
+
+# Declared in this order on every route: the token, then the company check, then the query's contents.
+CompanyDep = Annotated[Tenant, Depends(company_query)]
+PeriodDep = Annotated[billing_pb2.Period, Depends(period_query)]
+FilterDep = Annotated[billing_pb2.UsageRecordFilter, Depends(record_filter_query)]
+
+
 def _call(method, request, timeout: float = BILLING_TIMEOUT_SECONDS):
     try:
         return method(request, timeout=timeout, metadata=call_metadata())
@@ -71,18 +106,10 @@ def _call(method, request, timeout: float = BILLING_TIMEOUT_SECONDS):
 
 
 @router.get("/usage/summary", response_model=schemas.UsageSummary, summary="Totals per category")
-def usage_summary(
-    tenant: TenantDep,
-    clients: ClientsDep,
-    start: Start = None,
-    end: End = None,
-    tz: Tz = None,
-    company_id: Company = None,
-) -> schemas.UsageSummary:
-    tenant.check(company_id)
+def usage_summary(tenant: CompanyDep, period: PeriodDep, clients: ClientsDep) -> schemas.UsageSummary:
     answer = _call(
         clients.billing.GetUsageSummary,
-        billing_pb2.GetUsageSummaryRequest(company_id=tenant.company_id, period=period(start, end, tz)),
+        billing_pb2.GetUsageSummaryRequest(company_id=tenant.company_id, period=period),
     )
     return schemas.UsageSummary(
         company_id=answer.company_id,
@@ -122,18 +149,10 @@ def usage_summary(
 
 
 @router.get("/usage/daily", response_model=schemas.DailyCosts, summary="Cost per day and category")
-def usage_daily(
-    tenant: TenantDep,
-    clients: ClientsDep,
-    start: Start = None,
-    end: End = None,
-    tz: Tz = None,
-    company_id: Company = None,
-) -> schemas.DailyCosts:
-    tenant.check(company_id)
+def usage_daily(tenant: CompanyDep, period: PeriodDep, clients: ClientsDep) -> schemas.DailyCosts:
     answer = _call(
         clients.billing.GetDailyCosts,
-        billing_pb2.GetDailyCostsRequest(company_id=tenant.company_id, period=period(start, end, tz)),
+        billing_pb2.GetDailyCostsRequest(company_id=tenant.company_id, period=period),
     )
     return schemas.DailyCosts(
         company_id=tenant.company_id,
@@ -160,40 +179,18 @@ def usage_daily(
     )
 
 
-def _record_filter(start, end, tz, category, source, job_id, candidate_id) -> billing_pb2.UsageRecordFilter:
-    for name, value in (("job_id", job_id), ("candidate_id", candidate_id)):
-        if value and not _ID.match(value):
-            raise invalid(f"{name} must be 1-128 characters of [A-Za-z0-9._:-]")
-    return billing_pb2.UsageRecordFilter(
-        period=period(start, end, tz),
-        category=CATEGORY_VALUE[category] if category else 0,
-        source=SOURCE_VALUE[source] if source else 0,
-        job_id=job_id or "",
-        candidate_id=candidate_id or "",
-    )
-
-
 @router.get("/usage/records", response_model=schemas.UsageRecordsPage, summary="Ledger records, newest first")
 def usage_records(
-    tenant: TenantDep,
+    tenant: CompanyDep,
+    record_filter: FilterDep,
     clients: ClientsDep,
-    start: Start = None,
-    end: End = None,
-    tz: Tz = None,
-    category: CategoryParam = None,
-    source: SourceParam = None,
-    job_id: IdParam = None,
-    candidate_id: IdParam = None,
     page_size: Annotated[
         int | None, Query(description="Default 50, at most 500; negative is an error")
     ] = None,
     page_token: Annotated[
         str | None, Query(max_length=1024, description="The previous next_page_token")
     ] = None,
-    company_id: Company = None,
 ) -> schemas.UsageRecordsPage:
-    tenant.check(company_id)
-    record_filter = _record_filter(start, end, tz, category, source, job_id, candidate_id)
     size = min(page_size, MAX_PAGE_SIZE) if page_size is not None else 0
     if size < 0:
         raise invalid(f"page_size must not be negative, got {page_size}")
@@ -220,20 +217,7 @@ def usage_records(
     summary="Ledger records as CSV (streamed)",
     responses={200: {"content": {"text/csv": {"schema": {"type": "string"}}}}},
 )
-def usage_export(
-    tenant: TenantDep,
-    clients: ClientsDep,
-    start: Start = None,
-    end: End = None,
-    tz: Tz = None,
-    category: CategoryParam = None,
-    source: SourceParam = None,
-    job_id: IdParam = None,
-    candidate_id: IdParam = None,
-    company_id: Company = None,
-) -> StreamingResponse:
-    tenant.check(company_id)
-    record_filter = _record_filter(start, end, tz, category, source, job_id, candidate_id)
+def usage_export(tenant: CompanyDep, record_filter: FilterDep, clients: ClientsDep) -> StreamingResponse:
     call = clients.billing.ExportUsage(
         billing_pb2.ExportUsageRequest(company_id=tenant.company_id, filter=record_filter),
         timeout=EXPORT_TIMEOUT_SECONDS,
