@@ -172,31 +172,7 @@ def _free_port() -> int:
 
 def test_an_answer_lost_with_its_process_is_billed_once_from_the_usage_api(stack, recruiting_database_url):
     port = _free_port()
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(("OPENAI_", "RECRUITING_", "USAGE_", "HIREMETER_"))
-    } | {
-        "HIREMETER_SERVICE_TOKEN": SERVICE_TOKEN,
-        "RECRUITING_HOST": "127.0.0.1",
-        "RECRUITING_PORT": str(port),
-        "RECRUITING_METRICS_PORT": "0",
-        "RECRUITING_DATABASE_URL": recruiting_database_url,
-        "USAGE_TRACKER_TARGET": f"127.0.0.1:{stack.tracker_port}",
-        "OPENAI_API_KEY": stack.sim.api_key,
-        "OPENAI_BASE_URL": stack.sim.base_url,
-        "OPENAI_MAX_RETRIES": "0",
-        "OPENAI_TIMEOUT_SECONDS": "10",
-        "RECRUITING_ORPHAN_GRACE_SECONDS": "4",  # the reservation carries its own release time
-    }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "services.recruiting"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
+    process = _recruiting_process(stack, recruiting_database_url, port, grace="4")  # its own release time
     engine = make_engine(recruiting_database_url, pool_size=1)
     channel = service_channel(f"127.0.0.1:{port}", SERVICE_TOKEN)
     try:
